@@ -1,0 +1,182 @@
+"""AWS wire protocols, driven by botocore's own service models.
+
+Requests are checked against the operation's input shape (the same validator boto3 runs on the
+client side) and responses are encoded by walking the output shape, so every response has the
+members, types and timestamp format that boto3 and the aws CLI expect. Errors are encoded as
+AWS encodes them for the protocol (`__type` and `message` for AWS JSON).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import inspect
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from functools import cache
+from typing import Any, TypeVar
+
+import botocore.session
+from botocore.model import ServiceModel, Shape
+from botocore.validate import ParamValidator
+
+from miniecs.errors import (
+    AwsError,
+    InvalidParameterException,
+    SerializationException,
+    ServerException,
+    UnknownOperationException,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+Handler = Callable[[dict[str, Any]], dict[str, Any] | Awaitable[dict[str, Any]]]
+
+
+@cache
+def service_model(name: str) -> ServiceModel:
+    return botocore.session.get_session().get_service_model(name)
+
+
+@dataclass(frozen=True, slots=True)
+class WireResponse:
+    status: int
+    body: bytes
+    headers: dict[str, str]
+
+
+class ShapeError(ValueError):
+    """A response does not fit botocore's model (only raised in strict mode)."""
+
+
+def encode(shape: Shape, value: Any, strict: bool, path: str = "") -> Any:
+    """`value` in the JSON form of `shape`; unknown members are dropped (or raise if strict)."""
+    kind = shape.type_name
+    if kind == "structure":
+        if not isinstance(value, dict):
+            raise ShapeError(f"{path or shape.name}: expected an object")
+        unknown = set(value) - set(shape.members)
+        if unknown and strict:
+            raise ShapeError(f"{path or shape.name}: unknown members {sorted(unknown)}")
+        return {
+            k: encode(shape.members[k], v, strict, f"{path}.{k}")
+            for k, v in value.items()
+            if k in shape.members and v is not None
+        }
+    if kind == "list":
+        return [encode(shape.member, v, strict, f"{path}[]") for v in value]
+    if kind == "map":
+        return {str(k): encode(shape.value, v, strict, f"{path}{{}}") for k, v in value.items()}
+    if kind == "timestamp":
+        if isinstance(value, dt.datetime):
+            return value.timestamp()
+        return round(float(value), 3)
+    if kind == "string":
+        return value if isinstance(value, str) else str(value)
+    if kind in ("integer", "long"):
+        return int(value)
+    if kind in ("double", "float"):
+        return float(value)
+    if kind == "boolean":
+        return bool(value)
+    if kind == "blob":
+        return base64.b64encode(value).decode() if isinstance(value, bytes) else value
+    return value
+
+
+def validate_input(shape: Shape | None, params: dict[str, Any]) -> None:
+    if shape is None:
+        return
+    report = ParamValidator().validate(params, shape)
+    if report.has_errors():
+        raise InvalidParameterException(report.generate_report().replace("\n", " ").strip())
+
+
+def paginate(
+    items: Sequence[T], next_token: str | None, max_results: int | None, default: int = 100
+) -> tuple[list[T], str | None]:
+    """One page of `items` and the token for the next; tokens are opaque offsets."""
+    start = 0
+    if next_token:
+        try:
+            start = int(json.loads(base64.urlsafe_b64decode(next_token.encode()))["o"])
+        except (ValueError, KeyError, TypeError):
+            raise InvalidParameterException("Invalid nextToken.") from None
+    size = max_results or default
+    if not 1 <= size <= 100:
+        raise InvalidParameterException("maxResults must be between 1 and 100.")
+    page = list(items[start : start + size])
+    token = None
+    if start + size < len(items):
+        token = base64.urlsafe_b64encode(json.dumps({"o": start + size}).encode()).decode()
+    return page, token
+
+
+def _snake(name: str) -> str:
+    out = []
+    for i, ch in enumerate(name):
+        if ch.isupper() and i:
+            out.append("_")
+        out.append(ch.lower())
+    return "".join(out)
+
+
+class JsonService:
+    """An AWS JSON 1.0/1.1 service: `X-Amz-Target: <prefix>.<Operation>` dispatched to
+    `handlers.<operation_in_snake_case>(request) -> response dict`."""
+
+    def __init__(self, name: str, handlers: object, strict: bool = False) -> None:
+        self.model = service_model(name)
+        self.target_prefix = str(self.model.metadata["targetPrefix"])
+        self.content_type = f"application/x-amz-json-{self.model.metadata['jsonVersion']}"
+        self.handlers = handlers
+        self.strict = strict
+
+    def operations(self) -> list[str]:
+        return [op for op in self.model.operation_names if hasattr(self.handlers, _snake(op))]
+
+    def _respond(self, status: int, payload: dict[str, Any]) -> WireResponse:
+        return WireResponse(
+            status,
+            json.dumps(payload).encode(),
+            {"Content-Type": self.content_type, "x-amzn-RequestId": str(uuid.uuid4())},
+        )
+
+    def error(self, exc: AwsError) -> WireResponse:
+        return self._respond(exc.status, {"__type": exc.code, "message": exc.message})
+
+    async def handle(self, target: str, body: bytes) -> WireResponse:
+        operation = target.partition(".")[2]
+        try:
+            if operation not in self.model.operation_names:
+                raise UnknownOperationException(f"Operation {operation} is not known.")
+            handler = getattr(self.handlers, _snake(operation), None)
+            if handler is None:
+                raise UnknownOperationException(
+                    f"Operation {operation} is not supported by miniecs."
+                )
+            try:
+                request = json.loads(body or b"{}")
+            except ValueError:
+                raise SerializationException("Malformed JSON in request body.") from None
+            if not isinstance(request, dict):
+                raise SerializationException("Request body must be a JSON object.")
+            op_model = self.model.operation_model(operation)
+            validate_input(op_model.input_shape, request)
+            result = handler(request)
+            if inspect.isawaitable(result):
+                result = await result
+            output = op_model.output_shape
+            payload = encode(output, result, self.strict) if output is not None else {}
+            return self._respond(200, payload)
+        except AwsError as exc:
+            return self.error(exc)
+        except ShapeError:
+            log.exception("response does not fit the model")
+            raise
+        except Exception as exc:
+            log.exception("%s failed", operation)
+            return self.error(ServerException(f"Internal error: {exc}"))

@@ -1,0 +1,91 @@
+"""The one exception tree of miniecs; each error carries the AWS error code a client sees.
+
+AwsError(code, message, status)             any error returned on the wire
+├── ClientException                         ECS: bad request the client must fix
+├── InvalidParameterException               ECS: a parameter is invalid
+├── ClusterNotFoundException
+├── ClusterContainsTasksException
+├── ClusterContainsServicesException
+├── ServiceNotFoundException
+├── ServiceNotActiveException
+├── ResourceNotFoundException
+├── SerializationException                  malformed request body
+├── UnknownOperationException               X-Amz-Target names no operation
+└── ServerException                         a fault on our side (HTTP 500)
+RuntimeUnavailable                          the container engine did not answer (not wire-facing)
+"""
+
+from __future__ import annotations
+
+
+class AwsError(Exception):
+    """An error with an AWS error code, message and HTTP status."""
+
+    code = "InternalFailure"
+    status = 400
+
+    def __init__(self, message: str, code: str | None = None, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        if status is not None:
+            self.status = status
+
+
+class ClientException(AwsError):
+    code = "ClientException"
+
+
+class InvalidParameterException(AwsError):
+    code = "InvalidParameterException"
+
+
+class ClusterNotFoundException(AwsError):
+    code = "ClusterNotFoundException"
+
+    def __init__(self, message: str = "Cluster not found.") -> None:
+        super().__init__(message)
+
+
+class ClusterContainsTasksException(AwsError):
+    code = "ClusterContainsTasksException"
+
+
+class ClusterContainsServicesException(AwsError):
+    code = "ClusterContainsServicesException"
+
+
+class ServiceNotFoundException(AwsError):
+    code = "ServiceNotFoundException"
+
+    def __init__(self, message: str = "Service not found.") -> None:
+        super().__init__(message)
+
+
+class ServiceNotActiveException(AwsError):
+    code = "ServiceNotActiveException"
+
+    def __init__(self, message: str = "Service was not ACTIVE.") -> None:
+        super().__init__(message)
+
+
+class ResourceNotFoundException(AwsError):
+    code = "ResourceNotFoundException"
+
+
+class SerializationException(AwsError):
+    code = "SerializationException"
+
+
+class UnknownOperationException(AwsError):
+    code = "UnknownOperationException"
+
+
+class ServerException(AwsError):
+    code = "ServerException"
+    status = 500
+
+
+class RuntimeUnavailable(Exception):
+    """The container engine could not be reached; callers freeze decisions instead of guessing."""

@@ -1,0 +1,164 @@
+"""ECS resources as miniecs keeps them: frozen records named and shaped as ECS names them.
+
+Records are immutable; a change is `dataclasses.replace`. Task definitions keep the whole JSON
+document a user registered (normalised), because ECS echoes it back field for field.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+from miniecs.config import ACCOUNT_ID
+
+
+class TaskStatus(enum.StrEnum):
+    """ECS task lifecycle states, in the only order a task may move through them."""
+
+    PROVISIONING = "PROVISIONING"
+    PENDING = "PENDING"
+    ACTIVATING = "ACTIVATING"
+    RUNNING = "RUNNING"
+    DEACTIVATING = "DEACTIVATING"
+    STOPPING = "STOPPING"
+    DEPROVISIONING = "DEPROVISIONING"
+    STOPPED = "STOPPED"
+
+    @property
+    def rank(self) -> int:
+        return _ORDER.index(self)
+
+    @property
+    def terminal(self) -> bool:
+        return self is TaskStatus.STOPPED
+
+
+_ORDER = list(TaskStatus)
+
+
+class HealthStatus(enum.StrEnum):
+    HEALTHY = "HEALTHY"
+    UNHEALTHY = "UNHEALTHY"
+    UNKNOWN = "UNKNOWN"
+
+
+class StopCode(enum.StrEnum):
+    TASK_FAILED_TO_START = "TaskFailedToStart"
+    ESSENTIAL_CONTAINER_EXITED = "EssentialContainerExited"
+    USER_INITIATED = "UserInitiated"
+    SERVICE_SCHEDULER_INITIATED = "ServiceSchedulerInitiated"
+
+
+def arn(region: str, resource: str) -> str:
+    return f"arn:aws:ecs:{region}:{ACCOUNT_ID}:{resource}"
+
+
+@dataclass(frozen=True, slots=True)
+class Cluster:
+    name: str
+    region: str
+    status: str = "ACTIVE"
+    settings: tuple[tuple[str, str], ...] = (("containerInsights", "disabled"),)
+    configuration: dict[str, Any] | None = None
+
+    @property
+    def arn(self) -> str:
+        return arn(self.region, f"cluster/{self.name}")
+
+    def setting(self, name: str) -> str | None:
+        return dict(self.settings).get(name)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskDefinition:
+    """One registered revision; `document` is the normalised DescribeTaskDefinition shape."""
+
+    family: str
+    revision: int
+    document: dict[str, Any]
+    status: str = "ACTIVE"
+
+    @property
+    def arn(self) -> str:
+        return str(self.document["taskDefinitionArn"])
+
+    @property
+    def containers(self) -> list[dict[str, Any]]:
+        return list(self.document["containerDefinitions"])
+
+    def container(self, name: str) -> dict[str, Any]:
+        for c in self.document["containerDefinitions"]:
+            if c["name"] == name:
+                return dict(c)
+        raise KeyError(name)
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerRecord:
+    """A container of a task, as DescribeTasks reports it."""
+
+    name: str
+    container_id: str
+    image: str
+    essential: bool = True
+    last_status: str = "PENDING"
+    runtime_id: str | None = None
+    exit_code: int | None = None
+    reason: str | None = None
+    health_status: HealthStatus = HealthStatus.UNKNOWN
+    has_health_check: bool = False
+    cpu: int = 0
+    memory: int | None = None
+    memory_reservation: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    task_id: str
+    cluster: str
+    region: str
+    task_definition_arn: str
+    family: str
+    cpu: str | None
+    memory: str | None
+    created_at: float
+    containers: tuple[ContainerRecord, ...]
+    group: str
+    started_by: str | None = None
+    service: str | None = None
+    last_status: TaskStatus = TaskStatus.PROVISIONING
+    desired_status: TaskStatus = TaskStatus.RUNNING
+    health_status: HealthStatus = HealthStatus.UNKNOWN
+    private_ip: str | None = None
+    mac_address: str | None = None
+    pull_started_at: float | None = None
+    pull_stopped_at: float | None = None
+    started_at: float | None = None
+    connectivity_at: float | None = None
+    stopping_at: float | None = None
+    execution_stopped_at: float | None = None
+    stopped_at: float | None = None
+    stop_code: StopCode | None = None
+    stopped_reason: str | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+    version: int = 1
+
+    @property
+    def arn(self) -> str:
+        return arn(self.region, f"task/{self.cluster}/{self.task_id}")
+
+    @property
+    def cluster_arn(self) -> str:
+        return arn(self.region, f"cluster/{self.cluster}")
+
+    @property
+    def attachment_id(self) -> str:
+        t = self.task_id
+        return f"{t[:8]}-{t[8:12]}-{t[12:16]}-{t[16:20]}-{t[20:32]}"
+
+    def container_record(self, name: str) -> ContainerRecord:
+        for c in self.containers:
+            if c.name == name:
+                return c
+        raise KeyError(name)

@@ -1,0 +1,280 @@
+"""The `Runtime` on a real Docker engine; the only module that imports the docker SDK.
+
+Calls are blocking SDK calls run on a private thread pool, so a slow `docker stop` never holds
+the event loop. Every container and network is labelled with the instance, cluster and task it
+belongs to; listing by label is how the control plane finds what it owns after a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import docker
+import docker.errors
+import requests.exceptions
+
+from miniecs.errors import RuntimeUnavailable
+from miniecs.runtime.base import (
+    LABEL_CLUSTER,
+    LABEL_CONTAINER,
+    LABEL_INSTANCE,
+    LABEL_MANAGED,
+    LABEL_TASK,
+    ContainerCreateError,
+    ContainerObservation,
+    ContainerSpec,
+    ExitDetails,
+    ImageUnavailable,
+)
+
+T = TypeVar("T")
+_EXITED = re.compile(r"Exited \((-?\d+)\)")
+_HEALTH = re.compile(r"\((healthy|unhealthy|health: starting)\)")
+_NS = 1_000_000_000
+
+
+def network_name(cluster: str, instance: str) -> str:
+    return f"miniecs-{cluster}-{instance[:6]}"
+
+
+class DockerRuntime:
+    """Tasks as containers on one Docker engine (local socket, DOCKER_HOST, or remote)."""
+
+    def __init__(self, instance: str, client: docker.DockerClient | None = None) -> None:
+        self.instance = instance
+        self._client = client
+        self._pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="docker")
+
+    @property
+    def client(self) -> docker.DockerClient:
+        if self._client is None:
+            try:
+                self._client = docker.from_env(timeout=180)
+            except docker.errors.DockerException as exc:
+                raise RuntimeUnavailable(f"Docker engine not reachable: {exc}") from exc
+        return self._client
+
+    @property
+    def api(self) -> Any:
+        return self.client.api
+
+    async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
+        except (requests.exceptions.ConnectionError, ConnectionError) as exc:
+            raise RuntimeUnavailable(f"Docker engine not reachable: {exc}") from exc
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._client is not None:
+            self._client.close()
+
+    async def ping(self) -> None:
+        await self._call(lambda: self.api.ping())
+
+    async def ensure_network(self, cluster: str) -> str:
+        name = network_name(cluster, self.instance)
+
+        def create() -> None:
+            if self.api.networks(names=[name]):
+                return
+            try:
+                self.api.create_network(
+                    name,
+                    driver="bridge",
+                    check_duplicate=True,
+                    labels={
+                        LABEL_MANAGED: "true",
+                        LABEL_INSTANCE: self.instance,
+                        LABEL_CLUSTER: cluster,
+                    },
+                )
+            except docker.errors.APIError as exc:
+                if exc.status_code != 409:
+                    raise
+
+        await self._call(create)
+        return name
+
+    async def remove_network(self, cluster: str) -> None:
+        name = network_name(cluster, self.instance)
+
+        def remove() -> None:
+            for net in self.api.networks(names=[name]):
+                with contextlib.suppress(docker.errors.NotFound):
+                    self.api.remove_network(net["Id"])
+
+        await self._call(remove)
+
+    async def list_containers(self) -> list[ContainerObservation]:
+        rows = await self._call(
+            self.api.containers,
+            all=True,
+            filters={"label": [f"{LABEL_INSTANCE}={self.instance}"]},
+        )
+        return [_observation(row) for row in rows]
+
+    async def ensure_image(self, image: str, timeout_s: float) -> None:
+        def present() -> bool:
+            try:
+                self.api.inspect_image(image)
+                return True
+            except docker.errors.ImageNotFound:
+                return False
+
+        if await self._call(present):
+            return
+        repository, _, tag = image.partition("@")[0].rpartition(":")
+        if not repository or "/" in tag:
+            repository, tag = image, "latest"
+        try:
+            await asyncio.wait_for(
+                self._call(self.api.pull, repository, tag=tag), timeout=timeout_s
+            )
+        except TimeoutError:
+            raise ImageUnavailable(
+                f"CannotPullContainerError: pull image manifest has been retried 1 time(s): "
+                f"failed to resolve ref {image}: timed out after {timeout_s:.0f} s"
+            ) from None
+        except docker.errors.APIError as exc:
+            raise ImageUnavailable(
+                f"CannotPullContainerError: pull image manifest has been retried 1 time(s): "
+                f"failed to resolve ref {image}: {exc.explanation or exc}"
+            ) from None
+
+    async def create_container(self, spec: ContainerSpec) -> str:
+        return await self._call(self._create, spec)
+
+    def _create(self, spec: ContainerSpec) -> str:
+        api = self.api
+        host_config = api.create_host_config(
+            network_mode=spec.network or f"container:{spec.netns_of}",
+            nano_cpus=spec.nano_cpus,
+            cpu_shares=spec.cpu_shares,
+            mem_limit=spec.memory_bytes,
+            memswap_limit=spec.memory_bytes,
+            mem_reservation=spec.memory_reservation_bytes,
+            pids_limit=spec.pids_limit,
+            init=spec.init or None,
+            read_only=spec.read_only or None,
+            privileged=spec.privileged,
+            cap_add=spec.cap_add or None,
+            cap_drop=spec.cap_drop or None,
+            ulimits=[docker.types.Ulimit(name=n, soft=s, hard=h) for n, s, h in spec.ulimits]
+            or None,
+        )
+        networking = None
+        if spec.network:
+            networking = api.create_networking_config({spec.network: api.create_endpoint_config()})
+        healthcheck: dict[str, Any] = {"test": ["NONE"]}
+        if spec.health_check:
+            hc = spec.health_check
+            healthcheck = {
+                "test": hc.test,
+                "interval": int(hc.interval_s * _NS),
+                "timeout": int(hc.timeout_s * _NS),
+                "retries": hc.retries,
+                "start_period": int(hc.start_period_s * _NS),
+            }
+        try:
+            created = api.create_container(
+                image=spec.image,
+                name=spec.docker_name,
+                command=spec.command,
+                entrypoint=spec.entrypoint,
+                environment=spec.environment,
+                working_dir=spec.working_dir,
+                user=spec.user,
+                hostname=spec.hostname if spec.network else None,
+                labels={**spec.docker_labels, **spec.labels},
+                host_config=host_config,
+                networking_config=networking,
+                healthcheck=healthcheck,
+                stop_signal="SIGTERM",
+            )
+            return str(created["Id"])
+        except docker.errors.ImageNotFound as exc:
+            raise ImageUnavailable(
+                f"CannotPullContainerError: {spec.image}: image not found: {exc.explanation}"
+            ) from None
+        except docker.errors.APIError as exc:
+            if exc.status_code == 409:
+                return str(api.inspect_container(spec.docker_name)["Id"])
+            raise ContainerCreateError(
+                f"CannotCreateContainerError: {exc.explanation or exc}"
+            ) from None
+
+    async def start_container(self, docker_name: str) -> None:
+        def start() -> None:
+            try:
+                self.api.start(docker_name)
+            except docker.errors.APIError as exc:
+                raise ContainerCreateError(
+                    f"CannotStartContainerError: {exc.explanation or exc}"
+                ) from None
+
+        await self._call(start)
+
+    async def stop_container(self, docker_name: str, timeout_s: int) -> None:
+        def stop() -> None:
+            with contextlib.suppress(docker.errors.NotFound):
+                self.api.stop(docker_name, timeout=timeout_s)
+
+        await self._call(stop)
+
+    async def exit_details(self, docker_name: str) -> ExitDetails:
+        def inspect() -> ExitDetails:
+            try:
+                state = self.api.inspect_container(docker_name)["State"]
+            except docker.errors.NotFound:
+                return ExitDetails(exit_code=None, error="container removed")
+            return ExitDetails(
+                exit_code=state.get("ExitCode"),
+                oom_killed=bool(state.get("OOMKilled")),
+                error=state.get("Error") or None,
+            )
+
+        return await self._call(inspect)
+
+    async def remove_container(self, docker_name: str) -> None:
+        def remove() -> None:
+            try:
+                self.api.remove_container(docker_name, force=True, v=True)
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.APIError as exc:
+                if exc.status_code != 409:  # removal already in progress
+                    raise
+
+        await self._call(remove)
+
+
+def _observation(row: dict[str, Any]) -> ContainerObservation:
+    labels = row.get("Labels") or {}
+    status = row.get("Status") or ""
+    exited = _EXITED.search(status)
+    health = _HEALTH.search(status)
+    networks = (row.get("NetworkSettings") or {}).get("Networks") or {}
+    ip = mac = None
+    for net in networks.values():
+        if net.get("IPAddress"):
+            ip, mac = net["IPAddress"], net.get("MacAddress")
+            break
+    return ContainerObservation(
+        docker_name=(row.get("Names") or ["/"])[0].lstrip("/"),
+        runtime_id=row["Id"],
+        task_id=labels.get(LABEL_TASK, ""),
+        cluster=labels.get(LABEL_CLUSTER, ""),
+        container_name=labels.get(LABEL_CONTAINER, ""),
+        state=row.get("State") or "unknown",
+        exit_code=int(exited.group(1)) if exited else None,
+        health=(health.group(1).replace("health: ", "") if health else None),
+        ip=ip,
+        mac=mac,
+    )

@@ -1,0 +1,245 @@
+"""The task controller: a level-triggered loop that moves every task toward its desired status.
+
+Each pass re-lists the instance's containers (one cheap engine call), plans every live task
+with `plan_task`, writes the record, and launches at most one action per task in the
+background. It is the only writer of a task's lastStatus. Containers that belong to no live
+task are removed; if the engine does not answer, the pass is skipped and nothing is decided.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+from collections import defaultdict
+
+from miniecs.clock import Clock
+from miniecs.config import TaskSettings
+from miniecs.errors import RuntimeUnavailable
+from miniecs.model import StopCode, Task, TaskDefinition, TaskStatus
+from miniecs.runtime.base import (
+    PAUSE_CONTAINER,
+    ContainerCreateError,
+    ContainerObservation,
+    ImageUnavailable,
+    Runtime,
+)
+from miniecs.store import Store
+from miniecs.tasks.plan import Action, ActionKind, plan_task, request_stop
+from miniecs.tasks.specs import (
+    PAUSE_IMAGE,
+    SpecContext,
+    container_specs,
+    docker_name,
+    effective_container,
+    stop_timeout,
+)
+
+log = logging.getLogger(__name__)
+OOM_REASON = "OutOfMemoryError: Container killed due to memory usage"
+
+
+class TaskController:
+    def __init__(
+        self,
+        store: Store,
+        runtime: Runtime,
+        clock: Clock,
+        settings: TaskSettings,
+        instance: str,
+        host_cpus: int,
+    ) -> None:
+        self.store = store
+        self.runtime = runtime
+        self.clock = clock
+        self.settings = settings
+        self.instance = instance
+        self.host_cpus = host_cpus
+        self._inflight: dict[str, asyncio.Task[None]] = {}
+        self._wake = asyncio.Event()
+        self.engine_available = True
+        self.passes = 0
+        store.on_change(lambda kind: self._wake.set() if kind == "task" else None)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Pass after pass until cancelled; a failing pass is logged and retried."""
+        while True:
+            self._wake.clear()
+            await self.run_once_safely()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.settings.reconcile_interval)
+
+    async def run_once_safely(self) -> None:
+        """One pass; an unreachable engine freezes decisions, other failures are logged."""
+        try:
+            await self.once()
+        except RuntimeUnavailable as exc:
+            if self.engine_available:
+                log.warning("container engine unavailable, decisions frozen: %s", exc)
+            self.engine_available = False
+        except Exception:
+            log.exception("task controller pass failed")
+
+    async def once(self) -> None:
+        observed = await self.runtime.list_containers()
+        if not self.engine_available:
+            log.info("container engine available again")
+        self.engine_available = True
+        by_task: dict[str, dict[str, ContainerObservation]] = defaultdict(dict)
+        for obs in observed:
+            by_task[obs.task_id][obs.container_name] = obs
+        now = self.clock.now()
+        live: set[str] = set()
+        for listed in self.store.list_tasks(live_only=True):
+            live.add(listed.task_id)
+            if listed.task_id in self._inflight:
+                continue
+            self._plan_and_act(listed.task_id, by_task.get(listed.task_id, {}), now)
+        for task_id, containers in by_task.items():
+            if task_id in live or task_id in self._inflight:
+                continue
+            record = self.store.get_task(task_id)
+            if record is None or record.last_status is TaskStatus.STOPPED:
+                self._spawn(task_id, self._remove_strays(list(containers.values())))
+        self.store.delete_stopped_tasks(now - self.settings.stopped_task_retention)
+        self.passes += 1
+
+    def _plan_and_act(
+        self, task_id: str, observed: dict[str, ContainerObservation], now: float
+    ) -> None:
+        task = self.store.get_task(task_id)
+        if task is None:
+            return
+        td = self._task_definition(task)
+        step = plan_task(task, td, observed, now)
+        if step.task != task:
+            self.store.update_task(task_id, lambda _: step.task)
+        if step.action is not None:
+            self._spawn(task_id, self._act(step.task, td, step.action, observed))
+
+    def _task_definition(self, task: Task) -> TaskDefinition:
+        family, _, revision = task.task_definition_arn.rpartition("/")[2].rpartition(":")
+        td = self.store.get_task_definition(family, int(revision))
+        if td is None:
+            raise LookupError(f"task definition {task.task_definition_arn} is missing")
+        return td
+
+    def _spawn(self, task_id: str, work: object) -> None:
+        async def guarded() -> None:
+            try:
+                await work  # type: ignore[misc]
+            except RuntimeUnavailable as exc:
+                log.warning("task %s: engine unavailable: %s", task_id, exc)
+            except Exception:
+                log.exception("task %s: action failed", task_id)
+            finally:
+                self._inflight.pop(task_id, None)
+                self._wake.set()
+
+        self._inflight[task_id] = asyncio.create_task(guarded(), name=f"task-{task_id}")
+
+    async def _act(
+        self,
+        task: Task,
+        td: TaskDefinition,
+        action: Action,
+        observed: dict[str, ContainerObservation],
+    ) -> None:
+        if action.kind is ActionKind.PROVISION:
+            await self._provision(task, td)
+        elif action.kind is ActionKind.START:
+            await self._start(task, action.containers)
+        else:
+            await self._teardown(task, td, observed)
+
+    def _fail(self, task_id: str, code: StopCode, reason: str, container_reason: str) -> None:
+        def change(t: Task) -> Task:
+            t = request_stop(t, code, reason)
+            return dataclasses.replace(
+                t,
+                containers=tuple(
+                    dataclasses.replace(c, reason=c.reason or container_reason)
+                    for c in t.containers
+                ),
+            )
+
+        self.store.update_task(task_id, change)
+
+    async def _provision(self, task: Task, td: TaskDefinition) -> None:
+        network = await self.runtime.ensure_network(task.cluster)
+        ctx = SpecContext(
+            instance=self.instance,
+            network=network,
+            host_cpus=self.host_cpus,
+            clock_speed=self.clock.speed,
+            pids_limit=self.settings.pids_limit,
+        )
+        specs = container_specs(task, td, ctx)
+        try:
+            for image in dict.fromkeys(s.image for s in specs):
+                await self.runtime.ensure_image(image, self.settings.pull_timeout)
+            for spec in specs:
+                await self.runtime.create_container(spec)
+                if spec.container_name == PAUSE_CONTAINER:
+                    await self.runtime.start_container(spec.docker_name)
+        except ImageUnavailable as exc:
+            hint = " (run `miniecs images build`)" if PAUSE_IMAGE in str(exc) else ""
+            self._fail(task.task_id, StopCode.TASK_FAILED_TO_START, f"{exc}{hint}", f"{exc}{hint}")
+        except ContainerCreateError as exc:
+            self._fail(task.task_id, StopCode.TASK_FAILED_TO_START, str(exc), str(exc))
+
+    async def _start(self, task: Task, containers: tuple[str, ...]) -> None:
+        for name in containers:
+            try:
+                await self.runtime.start_container(docker_name(task.task_id, name))
+            except ContainerCreateError as exc:
+                self._fail(task.task_id, StopCode.TASK_FAILED_TO_START, str(exc), str(exc))
+                return
+
+    async def _teardown(
+        self, task: Task, td: TaskDefinition, observed: dict[str, ContainerObservation]
+    ) -> None:
+        app = [n for n in observed if n != PAUSE_CONTAINER]
+
+        async def stop(name: str) -> None:
+            timeout = stop_timeout(effective_container(task, td.container(name)))
+            real = max(1, round(self.clock.real_seconds(timeout)))
+            await self.runtime.stop_container(docker_name(task.task_id, name), real)
+
+        await asyncio.gather(*(stop(n) for n in app if observed[n].running))
+        details = {n: await self.runtime.exit_details(docker_name(task.task_id, n)) for n in app}
+
+        def record_exits(t: Task) -> Task:
+            containers = []
+            for c in t.containers:
+                d = details.get(c.name)
+                if d is None:
+                    containers.append(c)
+                    continue
+                reason = c.reason or (OOM_REASON if d.oom_killed else None)
+                code = d.exit_code if d.exit_code is not None else c.exit_code
+                containers.append(dataclasses.replace(c, exit_code=code, reason=reason))
+            return dataclasses.replace(t, containers=tuple(containers))
+
+        self.store.update_task(task.task_id, record_exits)
+        for name in observed:
+            await self.runtime.remove_container(docker_name(task.task_id, name))
+
+    async def _remove_strays(self, containers: list[ContainerObservation]) -> None:
+        for obs in containers:
+            log.info("removing container %s: it belongs to no live task", obs.docker_name)
+            await self.runtime.remove_container(obs.docker_name)
+
+    async def drain(self, grace: float = 10.0) -> None:
+        """Wait for in-flight actions (bounded), then cancel what is left."""
+        pending = list(self._inflight.values())
+        if not pending:
+            return
+        _, still = await asyncio.wait(pending, timeout=grace)
+        for t in still:
+            t.cancel()
+        await asyncio.gather(*still, return_exceptions=True)

@@ -1,0 +1,212 @@
+"""From a task and its task definition to the container specs a runtime creates. Pure.
+
+Resource mapping (documented in the README):
+- one-container task (the common case): task `cpu` becomes a hard CFS quota (NanoCpus) and task
+  `memory` a hard limit with no swap on that container: exactly Fargate's task-level limits;
+- several containers: a pause container holds the task's network namespace (as ECS's pause
+  container does on awsvpc) and every container joins it, so they share one IP and reach each
+  other on localhost. Each container is capped at the task's CPU (container `cpu` becomes
+  relative shares) and the task memory is split: a container's own `memory` if it has one,
+  an equal share of what remains otherwise, so the sum never exceeds the task memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from miniecs.model import Task, TaskDefinition
+from miniecs.runtime.base import (
+    LABEL_CLUSTER,
+    LABEL_CONTAINER,
+    LABEL_INSTANCE,
+    LABEL_MANAGED,
+    LABEL_TASK,
+    PAUSE_CONTAINER,
+    ContainerSpec,
+    HealthCheckSpec,
+)
+from miniecs.taskdef import DEFAULT_STOP_TIMEOUT, health_check_of
+
+PAUSE_IMAGE = "miniecs/base:bookworm"
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class SpecContext:
+    instance: str
+    network: str
+    host_cpus: int
+    clock_speed: float = 1.0
+    pids_limit: int = 4096
+
+
+def docker_name(task_id: str, container_name: str) -> str:
+    suffix = "pause" if container_name == PAUSE_CONTAINER else container_name
+    return f"miniecs-{task_id}-{suffix}"
+
+
+def expected_containers(td: TaskDefinition) -> list[str]:
+    """ECS container names of a task, with the pause container first when there is one."""
+    names = [c["name"] for c in td.containers]
+    return [PAUSE_CONTAINER, *names] if len(names) > 1 else names
+
+
+def effective_container(task: Task, container: dict[str, Any]) -> dict[str, Any]:
+    """A container definition with RunTask's containerOverrides applied."""
+    out = dict(container)
+    for override in task.overrides.get("containerOverrides") or []:
+        if override.get("name") != container["name"]:
+            continue
+        for key in ("command", "cpu", "memory", "memoryReservation"):
+            if key in override:
+                out[key] = override[key]
+        if override.get("environment"):
+            env = {e["name"]: e.get("value", "") for e in out.get("environment") or []}
+            env.update({e["name"]: e.get("value", "") for e in override["environment"]})
+            out["environment"] = [{"name": k, "value": v} for k, v in env.items()]
+    return out
+
+
+def task_size(task: Task, td: TaskDefinition) -> tuple[int | None, int | None]:
+    """Task CPU units and memory MiB, after taskOverride-style overrides."""
+    cpu = task.overrides.get("cpu") or td.document.get("cpu")
+    memory = task.overrides.get("memory") or td.document.get("memory")
+    return (int(cpu) if cpu else None, int(memory) if memory else None)
+
+
+def stop_timeout(container: dict[str, Any]) -> int:
+    return int(container.get("stopTimeout") or DEFAULT_STOP_TIMEOUT)
+
+
+def _labels(ctx: SpecContext, task: Task, name: str) -> dict[str, str]:
+    return {
+        LABEL_MANAGED: "true",
+        LABEL_INSTANCE: ctx.instance,
+        LABEL_CLUSTER: task.cluster,
+        LABEL_TASK: task.task_id,
+        LABEL_CONTAINER: name,
+        "com.amazonaws.ecs.cluster": task.cluster,
+        "com.amazonaws.ecs.task-arn": task.arn,
+        "com.amazonaws.ecs.container-name": name,
+        "com.amazonaws.ecs.task-definition-family": task.family,
+    }
+
+
+def _nano_cpus(cpu_units: int, host_cpus: int) -> int:
+    """Task CPU units as NanoCpus, clamped to the host: Docker refuses more than it has."""
+    return min(cpu_units * 1_000_000_000 // 1024, host_cpus * 1_000_000_000)
+
+
+def _health(container: dict[str, Any], speed: float) -> HealthCheckSpec | None:
+    hc = health_check_of(container)
+    if hc is None:
+        return None
+    test = hc.command if hc.command[0] in ("CMD", "CMD-SHELL") else ["CMD", *hc.command]
+    # Interval and start period follow the control-plane clock; the probe timeout does not,
+    # since a probe needs real time to run.
+    return HealthCheckSpec(
+        test=test,
+        interval_s=max(0.5, hc.interval / speed),
+        timeout_s=float(hc.timeout),
+        retries=hc.retries,
+        start_period_s=hc.start_period / speed,
+    )
+
+
+def _memory_split(
+    containers: list[dict[str, Any]], task_memory: int | None
+) -> dict[str, int | None]:
+    explicit = {c["name"]: c.get("memory") for c in containers}
+    if task_memory is None:
+        return {k: int(v) if v else None for k, v in explicit.items()}
+    unset = [k for k, v in explicit.items() if not v]
+    remaining = task_memory - sum(int(v) for v in explicit.values() if v)
+    share = remaining // len(unset) if unset else 0
+    return {k: int(v) if v else share for k, v in explicit.items()}
+
+
+def container_specs(task: Task, td: TaskDefinition, ctx: SpecContext) -> list[ContainerSpec]:
+    """Specs in creation order: the pause container (if any) first, then the task's containers."""
+    containers = [effective_container(task, c) for c in td.containers]
+    cpu, memory = task_size(task, td)
+    multi = len(containers) > 1
+    specs: list[ContainerSpec] = []
+    owner = docker_name(task.task_id, PAUSE_CONTAINER) if multi else None
+    if multi:
+        specs.append(
+            ContainerSpec(
+                docker_name=docker_name(task.task_id, PAUSE_CONTAINER),
+                task_id=task.task_id,
+                cluster=task.cluster,
+                container_name=PAUSE_CONTAINER,
+                image=PAUSE_IMAGE,
+                labels=_labels(ctx, task, PAUSE_CONTAINER),
+                command=["sleep", "infinity"],
+                hostname=f"ip-{task.task_id[:12]}",
+                network=ctx.network,
+                memory_bytes=16 * MIB,
+                pids_limit=16,
+                init=True,
+            )
+        )
+    memory_of = _memory_split(containers, memory)
+    for c in containers:
+        name = c["name"]
+        env = {e["name"]: str(e.get("value", "")) for e in c.get("environment") or []}
+        env.update(
+            {
+                "MINIECS_TASK_ARN": task.arn,
+                "MINIECS_TASK_ID": task.task_id,
+                "MINIECS_CLUSTER": task.cluster,
+                "MINIECS_CONTAINER_NAME": name,
+                "AWS_REGION": task.region,
+                "AWS_DEFAULT_REGION": task.region,
+            }
+        )
+        linux = c.get("linuxParameters") or {}
+        caps = linux.get("capabilities") or {}
+        container_cpu = int(c.get("cpu") or 0)
+        if cpu is not None:
+            nano = _nano_cpus(cpu, ctx.host_cpus)
+        elif container_cpu:
+            nano = _nano_cpus(container_cpu, ctx.host_cpus)
+        else:
+            nano = None
+        mem = memory_of[name]
+        reservation = c.get("memoryReservation")
+        specs.append(
+            ContainerSpec(
+                docker_name=docker_name(task.task_id, name),
+                task_id=task.task_id,
+                cluster=task.cluster,
+                container_name=name,
+                image=c["image"],
+                labels=_labels(ctx, task, name),
+                command=c.get("command"),
+                entrypoint=c.get("entryPoint"),
+                environment=env,
+                working_dir=c.get("workingDirectory"),
+                user=c.get("user"),
+                hostname=None if multi else f"ip-{task.task_id[:12]}",
+                network=None if multi else ctx.network,
+                netns_of=owner,
+                nano_cpus=nano,
+                cpu_shares=max(2, container_cpu) if multi and container_cpu else None,
+                memory_bytes=mem * MIB if mem else None,
+                memory_reservation_bytes=int(reservation) * MIB if reservation else None,
+                pids_limit=ctx.pids_limit,
+                health_check=_health(c, ctx.clock_speed),
+                init=bool(linux.get("initProcessEnabled")),
+                read_only=bool(c.get("readonlyRootFilesystem")),
+                privileged=bool(c.get("privileged")),
+                cap_add=list(caps.get("add") or []),
+                cap_drop=list(caps.get("drop") or []),
+                ulimits=[
+                    (u["name"], int(u["softLimit"]), int(u["hardLimit"]))
+                    for u in c.get("ulimits") or []
+                ],
+                docker_labels=dict(c.get("dockerLabels") or {}),
+            )
+        )
+    return specs
