@@ -109,7 +109,7 @@ class Runtime(Protocol):
     """A container engine, reduced to what tasks need. Methods raise RuntimeUnavailable."""
 
     async def ensure_network(self, cluster: str) -> str:
-        """Create (idempotently) the cluster's private task network; returns its name."""
+        """Create (idempotently) the cluster's private task network; returns its id."""
         ...
 
     async def remove_network(self, cluster: str) -> None: ...

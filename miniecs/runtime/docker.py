@@ -49,6 +49,7 @@ class DockerRuntime:
         self.instance = instance
         self._client = client
         self._pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="docker")
+        self._network_locks: dict[str, asyncio.Lock] = {}
 
     @property
     def client(self) -> docker.DockerClient:
@@ -79,28 +80,30 @@ class DockerRuntime:
         await self._call(lambda: self.api.ping())
 
     async def ensure_network(self, cluster: str) -> str:
+        """The cluster's network id; creation is serialised, since the engine's duplicate
+        check is not atomic and parallel RunTasks would otherwise make several."""
         name = network_name(cluster, self.instance)
+        lock = self._network_locks.setdefault(name, asyncio.Lock())
 
-        def create() -> None:
-            if self.api.networks(names=[name]):
-                return
-            try:
-                self.api.create_network(
-                    name,
-                    driver="bridge",
-                    check_duplicate=True,
-                    labels={
-                        LABEL_MANAGED: "true",
-                        LABEL_INSTANCE: self.instance,
-                        LABEL_CLUSTER: cluster,
-                    },
-                )
-            except docker.errors.APIError as exc:
-                if exc.status_code != 409:
-                    raise
+        def create() -> str:
+            existing = sorted(self.api.networks(names=[name]), key=lambda n: n["Created"])
+            existing = [n for n in existing if n["Name"] == name]
+            if existing:
+                return str(existing[0]["Id"])
+            created = self.api.create_network(
+                name,
+                driver="bridge",
+                check_duplicate=True,
+                labels={
+                    LABEL_MANAGED: "true",
+                    LABEL_INSTANCE: self.instance,
+                    LABEL_CLUSTER: cluster,
+                },
+            )
+            return str(created["Id"])
 
-        await self._call(create)
-        return name
+        async with lock:
+            return await self._call(create)
 
     async def remove_network(self, cluster: str) -> None:
         name = network_name(cluster, self.instance)

@@ -14,7 +14,11 @@ FAMILY = {
     "cpu": "256",
     "memory": "512",
     "containerDefinitions": [
-        {"name": "app", "image": "miniecs/workload:latest", "portMappings": [{"containerPort": 8080}]}
+        {
+            "name": "app",
+            "image": "miniecs/workload:latest",
+            "portMappings": [{"containerPort": 8080}],
+        }
     ],
 }
 

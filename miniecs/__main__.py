@@ -1,0 +1,3 @@
+from miniecs.cli import main
+
+main()
