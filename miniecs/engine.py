@@ -23,6 +23,7 @@ from miniecs.clock import Clock, SystemClock
 from miniecs.config import Settings
 from miniecs.runtime.base import Runtime
 from miniecs.runtime.docker import DockerRuntime
+from miniecs.scheduler.loop import ServiceScheduler
 from miniecs.store import Store
 from miniecs.tasks.controller import TaskController
 
@@ -46,6 +47,7 @@ class Engine:
     """Raise when a response does not fit botocore's model (tests turn this on)."""
     store: Store = field(init=False)
     controller: TaskController = field(init=False)
+    scheduler: ServiceScheduler = field(init=False)
     ready: threading.Event = field(default_factory=threading.Event)
     port: int = 0
 
@@ -65,6 +67,9 @@ class Engine:
             self.settings.tasks,
             instance,
             host_cpus=os.cpu_count() or 1,
+        )
+        self.scheduler = ServiceScheduler(
+            self.store, self.clock, engine_available=lambda: self.controller.engine_available
         )
         self.ecs = EcsApi(self.store, self.clock, self.settings, self._cluster_deleted)
         self.services = [JsonService("ecs", self.ecs, strict=self.strict_responses)]
@@ -106,6 +111,7 @@ class Engine:
         serving = asyncio.create_task(server.serve(), name="aws-endpoint")
         loops = [
             asyncio.create_task(self.controller.run(), name="task-controller"),
+            asyncio.create_task(self.scheduler.run(), name="service-scheduler"),
             asyncio.create_task(self._persist_clock(), name="clock"),
         ]
         while not server.started and not serving.done():  # noqa: ASYNC110 (uvicorn has no event)

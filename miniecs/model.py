@@ -162,3 +162,80 @@ class Task:
             if c.name == name:
                 return c
         raise KeyError(name)
+
+
+class DeploymentStatus(enum.StrEnum):
+    PRIMARY = "PRIMARY"
+    ACTIVE = "ACTIVE"
+    INACTIVE = "INACTIVE"
+
+
+class RolloutState(enum.StrEnum):
+    IN_PROGRESS = "IN_PROGRESS"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    """One rollout of a task definition; tasks it starts carry its id as `startedBy`."""
+
+    id: str
+    task_definition: str
+    created_at: float
+    updated_at: float
+    status: DeploymentStatus = DeploymentStatus.PRIMARY
+    rollout_state: RolloutState = RolloutState.IN_PROGRESS
+    rollout_state_reason: str = ""
+    failed_tasks: int = 0
+    circuit_breaker: bool = False
+    rollback: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceEvent:
+    id: str
+    created_at: float
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    name: str
+    cluster: str
+    region: str
+    task_definition: str
+    desired_count: int
+    created_at: float
+    deployments: tuple[Deployment, ...]
+    status: str = "ACTIVE"
+    minimum_healthy_percent: int = 100
+    maximum_percent: int = 200
+    circuit_breaker: bool = False
+    rollback: bool = False
+    health_check_grace_period: int = 0
+    network_configuration: dict[str, Any] | None = None
+    load_balancers: tuple[dict[str, Any], ...] = ()
+    launch_type: str = "FARGATE"
+    platform_version: str = "LATEST"
+    events: tuple[ServiceEvent, ...] = ()
+    """Newest first, at most 100, as DescribeServices returns them."""
+    launch_failures: int = 0
+    """Consecutive tasks that stopped before reaching RUNNING (the start throttle)."""
+    next_launch_at: float = 0.0
+    """Control-plane time before which the throttle allows no new task."""
+    counted_stops: tuple[str, ...] = ()
+    """Stopped tasks already counted as failures (or not); bounded by task retention."""
+    running_seen: tuple[str, ...] = ()
+    """Live tasks already seen RUNNING; a new one resets the start throttle."""
+    steady_since: float | None = None
+    steady_event_at: float | None = None
+    blocked_event_at: float | None = None
+
+    @property
+    def arn(self) -> str:
+        return arn(self.region, f"service/{self.cluster}/{self.name}")
+
+    @property
+    def primary(self) -> Deployment:
+        return next(d for d in self.deployments if d.status is DeploymentStatus.PRIMARY)

@@ -20,7 +20,12 @@ from typing import Any, TypeVar
 from miniecs.model import (
     Cluster,
     ContainerRecord,
+    Deployment,
+    DeploymentStatus,
     HealthStatus,
+    RolloutState,
+    Service,
+    ServiceEvent,
     StopCode,
     Task,
     TaskDefinition,
@@ -40,6 +45,9 @@ CREATE TABLE IF NOT EXISTS tasks (
     started_by TEXT, last_status TEXT NOT NULL, desired_status TEXT NOT NULL,
     created_at REAL NOT NULL, stopped_at REAL, data TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS tasks_by_cluster ON tasks (cluster, desired_status);
+CREATE TABLE IF NOT EXISTS services (
+    cluster TEXT NOT NULL, name TEXT NOT NULL, status TEXT NOT NULL, data TEXT NOT NULL,
+    PRIMARY KEY (cluster, name));
 CREATE TABLE IF NOT EXISTS tags (
     arn TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (arn, key));
 """
@@ -79,6 +87,29 @@ def _cluster_from_json(text: str) -> Cluster:
     data = json.loads(text)
     data["settings"] = tuple(tuple(s) for s in data["settings"])
     return Cluster(**data)
+
+
+def service_to_json(service: Service) -> str:
+    return json.dumps(_encode(service))
+
+
+def service_from_json(text: str) -> Service:
+    data = json.loads(text)
+    data["deployments"] = tuple(
+        Deployment(
+            **{
+                **d,
+                "status": DeploymentStatus(d["status"]),
+                "rollout_state": RolloutState(d["rollout_state"]),
+            }
+        )
+        for d in data["deployments"]
+    )
+    data["events"] = tuple(ServiceEvent(**e) for e in data["events"])
+    data["load_balancers"] = tuple(data["load_balancers"])
+    data["counted_stops"] = tuple(data["counted_stops"])
+    data["running_seen"] = tuple(data["running_seen"])
+    return Service(**data)
 
 
 class Store:
@@ -297,6 +328,47 @@ class Store:
         if cur.rowcount:
             self._changed("task")
         return cur.rowcount
+
+    # services -------------------------------------------------------------------------------
+    def put_service(self, service: Service) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO services VALUES (?, ?, ?, ?)",
+            (service.cluster, service.name, service.status, service_to_json(service)),
+        )
+        self._changed("service")
+
+    def get_service(self, cluster: str, name: str) -> Service | None:
+        row = self._db.execute(
+            "SELECT data FROM services WHERE cluster = ? AND name = ?", (cluster, name)
+        ).fetchone()
+        return None if row is None else service_from_json(row[0])
+
+    def update_service(
+        self, cluster: str, name: str, change: Callable[[Service], Service]
+    ) -> Service | None:
+        current = self.get_service(cluster, name)
+        if current is None:
+            return None
+        updated = change(current)
+        if updated != current:
+            self.put_service(updated)
+        return updated
+
+    def list_services(self, cluster: str | None = None, status: str | None = None) -> list[Service]:
+        query = "SELECT data FROM services WHERE 1=1"
+        args: list[Any] = []
+        if cluster is not None:
+            query += " AND cluster = ?"
+            args.append(cluster)
+        if status is not None:
+            query += " AND status = ?"
+            args.append(status)
+        query += " ORDER BY cluster, name"
+        return [service_from_json(r[0]) for r in self._db.execute(query, args).fetchall()]
+
+    def delete_service(self, cluster: str, name: str) -> None:
+        self._db.execute("DELETE FROM services WHERE cluster = ? AND name = ?", (cluster, name))
+        self._changed("service")
 
     # tags -----------------------------------------------------------------------------------
     def tag(self, arn: str, tags: dict[str, str]) -> None:

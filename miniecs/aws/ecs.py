@@ -5,7 +5,6 @@ the task controller does the rest."""
 from __future__ import annotations
 
 import dataclasses
-import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -13,6 +12,7 @@ from miniecs.clock import Clock
 from miniecs.config import Settings
 from miniecs.errors import (
     ClientException,
+    ClusterContainsServicesException,
     ClusterContainsTasksException,
     ClusterNotFoundException,
     InvalidParameterException,
@@ -29,7 +29,9 @@ from miniecs.model import (
 from miniecs.store import Store
 from miniecs.taskdef import normalise
 from miniecs.tasks.plan import request_stop
+from miniecs.tasks.records import new_task
 
+from .ecs_services import ServiceOperations
 from .protocols import paginate
 
 INSIGHTS_VALUES = ("enabled", "disabled", "enhanced")
@@ -48,7 +50,7 @@ def _name_of(ref: str) -> str:
     return ref.rsplit("/", 1)[-1] if ref.startswith("arn:") else ref
 
 
-class EcsApi:
+class EcsApi(ServiceOperations):
     def __init__(
         self,
         store: Store,
@@ -98,7 +100,9 @@ class EcsApi:
             "registeredContainerInstancesCount": 0,
             "runningTasksCount": sum(t.last_status is TaskStatus.RUNNING for t in tasks),
             "pendingTasksCount": sum(t.last_status.rank < TaskStatus.RUNNING.rank for t in tasks),
-            "activeServicesCount": 0,
+            "activeServicesCount": sum(
+                s.status == "ACTIVE" for s in self.store.list_services(cluster.name)
+            ),
             "statistics": [],
             "settings": [{"name": n, "value": v} for n, v in cluster.settings],
             "capacityProviders": ["FARGATE", "FARGATE_SPOT"],
@@ -267,6 +271,10 @@ class EcsApi:
 
     async def delete_cluster(self, req: dict[str, Any]) -> dict[str, Any]:
         cluster = self.cluster(req["cluster"])
+        if any(s.status != "INACTIVE" for s in self.store.list_services(cluster.name)):
+            raise ClusterContainsServicesException(
+                "The Cluster cannot be deleted while Services are active."
+            )
         if self.store.list_tasks(cluster=cluster.name, live_only=True):
             raise ClusterContainsTasksException(
                 "The Cluster cannot be deleted while Tasks are active."
@@ -334,56 +342,6 @@ class EcsApi:
         return {"taskDefinition": document}
 
     # tasks ----------------------------------------------------------------------------------
-    def new_task(
-        self,
-        cluster: Cluster,
-        td: TaskDefinition,
-        *,
-        group: str | None = None,
-        started_by: str | None = None,
-        service: str | None = None,
-        overrides: dict[str, Any] | None = None,
-    ) -> Task:
-        """A task record in PROVISIONING; the controller turns it into containers."""
-        overrides = overrides or {}
-        containers = []
-        for c in td.containers:
-            over: dict[str, Any] = next(
-                (
-                    o
-                    for o in overrides.get("containerOverrides") or []
-                    if o.get("name") == c["name"]
-                ),
-                {},
-            )
-            containers.append(
-                ContainerRecord(
-                    name=c["name"],
-                    container_id=str(uuid.uuid4()),
-                    image=c["image"],
-                    essential=bool(c.get("essential", True)),
-                    has_health_check=bool(c.get("healthCheck")),
-                    cpu=int(over.get("cpu", c.get("cpu") or 0)),
-                    memory=over.get("memory", c.get("memory")),
-                    memory_reservation=over.get("memoryReservation", c.get("memoryReservation")),
-                )
-            )
-        return Task(
-            task_id=uuid.uuid4().hex,
-            cluster=cluster.name,
-            region=self.region,
-            task_definition_arn=td.arn,
-            family=td.family,
-            cpu=overrides.get("cpu") or td.document.get("cpu"),
-            memory=overrides.get("memory") or td.document.get("memory"),
-            created_at=self.clock.now(),
-            containers=tuple(containers),
-            group=group or f"family:{td.family}",
-            started_by=started_by,
-            service=service,
-            overrides=overrides,
-        )
-
     def run_task(self, req: dict[str, Any]) -> dict[str, Any]:
         cluster = self.cluster(req.get("cluster"))
         td = self.task_definition(req["taskDefinition"])
@@ -404,9 +362,11 @@ class EcsApi:
                 )
         tasks = []
         for _ in range(count):
-            task = self.new_task(
-                cluster,
+            task = new_task(
+                cluster.name,
+                self.region,
                 td,
+                self.clock.now(),
                 group=req.get("group"),
                 started_by=req.get("startedBy"),
                 overrides=overrides,
@@ -481,7 +441,9 @@ class EcsApi:
             raise ResourceNotFoundException("The specified resource could not be found.")
 
     def _service_exists(self, rest: str) -> bool:
-        return False
+        cluster, _, name = rest.partition("/")
+        service = self.store.get_service(cluster, name)
+        return service is not None and service.status != "INACTIVE"
 
     def tag_resource(self, req: dict[str, Any]) -> dict[str, Any]:
         self._check_resource(req["resourceArn"])

@@ -1,0 +1,297 @@
+"""ECS service operations: CreateService, UpdateService, DescribeServices, ListServices,
+DeleteService. They write the service's desired state; the scheduler does the rest."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from miniecs.clock import Clock
+from miniecs.errors import (
+    ClientException,
+    InvalidParameterException,
+    ServiceNotActiveException,
+    ServiceNotFoundException,
+)
+from miniecs.model import Cluster, DeploymentStatus, Service, Task, TaskDefinition, TaskStatus
+from miniecs.scheduler.plan import new_deployment
+from miniecs.store import Store
+
+from .protocols import paginate
+
+MAX_DESCRIBE = 10
+
+
+def _service_name(ref: str) -> str:
+    return ref.rsplit("/", 1)[-1]
+
+
+class ServiceOperations:
+    """The service half of the ECS API; EcsApi inherits it and provides the lookups."""
+
+    store: Store
+    clock: Clock
+    region: str
+
+    def cluster(self, ref: str | None) -> Cluster:
+        raise NotImplementedError
+
+    def task_definition(self, ref: str) -> TaskDefinition:
+        raise NotImplementedError
+
+    def _deployment_config(self, req: dict[str, Any], base: Service | None) -> dict[str, Any]:
+        cfg = req.get("deploymentConfiguration") or {}
+        minimum = cfg.get("minimumHealthyPercent", base.minimum_healthy_percent if base else 100)
+        maximum = cfg.get("maximumPercent", base.maximum_percent if base else 200)
+        breaker = cfg.get("deploymentCircuitBreaker")
+        enable = breaker["enable"] if breaker else (base.circuit_breaker if base else False)
+        rollback = breaker["rollback"] if breaker else (base.rollback if base else False)
+        if not 0 <= minimum <= 100:
+            raise InvalidParameterException("minimumHealthyPercent must be between 0 and 100.")
+        if maximum < minimum:
+            raise InvalidParameterException(
+                "The maximumPercent must be greater than or equal to the minimumHealthyPercent."
+            )
+        if maximum < 100:
+            raise InvalidParameterException("maximumPercent must be at least 100.")
+        return {
+            "minimum_healthy_percent": int(minimum),
+            "maximum_percent": int(maximum),
+            "circuit_breaker": bool(enable),
+            "rollback": bool(rollback),
+        }
+
+    def _desired(self, value: Any) -> int:
+        if value < 0:
+            raise InvalidParameterException("desiredCount must be greater than or equal to 0.")
+        return int(value)
+
+    def _get_service(self, cluster: Cluster, ref: str) -> Service:
+        service = self.store.get_service(cluster.name, _service_name(ref))
+        if service is None:
+            raise ServiceNotFoundException()
+        return service
+
+    def create_service(self, req: dict[str, Any]) -> dict[str, Any]:
+        cluster = self.cluster(req.get("cluster"))
+        name = req["serviceName"]
+        if not name or not all(ch.isalnum() or ch in "-_" for ch in name) or len(name) > 255:
+            raise InvalidParameterException(
+                "Service name should be between 1 and 255 characters and contain only "
+                "letters, numbers, hyphens and underscores."
+            )
+        if req.get("schedulingStrategy", "REPLICA") != "REPLICA":
+            raise InvalidParameterException("miniecs supports the REPLICA scheduling strategy.")
+        if "taskDefinition" not in req:
+            raise InvalidParameterException("TaskDefinition can not be blank.")
+        try:
+            td = self.task_definition(req["taskDefinition"])
+        except ClientException:
+            raise ClientException("TaskDefinition not found.") from None
+        if td.status != "ACTIVE":
+            raise ClientException("TaskDefinition is inactive")
+        desired = self._desired(req.get("desiredCount", 0))
+        existing = self.store.get_service(cluster.name, name)
+        if existing is not None and existing.status != "INACTIVE":
+            raise InvalidParameterException("Creation of service was not idempotent.")
+        cfg = self._deployment_config(req, None)
+        grace = int(req.get("healthCheckGracePeriodSeconds") or 0)
+        now = self.clock.now()
+        deployment = new_deployment(td.arn, now, cfg["circuit_breaker"], cfg["rollback"])
+        service = Service(
+            name=name,
+            cluster=cluster.name,
+            region=self.region,
+            task_definition=td.arn,
+            desired_count=desired,
+            created_at=now,
+            deployments=(deployment,),
+            health_check_grace_period=grace,
+            network_configuration=req.get("networkConfiguration"),
+            load_balancers=tuple(req.get("loadBalancers") or ()),
+            launch_type=req.get("launchType") or "FARGATE",
+            platform_version=req.get("platformVersion") or "LATEST",
+            **cfg,
+        )
+        self.store.put_service(service)
+        if req.get("tags"):
+            self.store.tag(service.arn, {t["key"]: t.get("value", "") for t in req["tags"]})
+        return {"service": self.service_shape(service)}
+
+    def update_service(self, req: dict[str, Any]) -> dict[str, Any]:
+        cluster = self.cluster(req.get("cluster"))
+        service = self._get_service(cluster, req["service"])
+        if service.status != "ACTIVE":
+            raise ServiceNotActiveException()
+        changes: dict[str, Any] = {}
+        if req.get("desiredCount") is not None:
+            changes["desired_count"] = self._desired(req["desiredCount"])
+        if "deploymentConfiguration" in req:
+            changes.update(self._deployment_config(req, service))
+        if req.get("healthCheckGracePeriodSeconds") is not None:
+            changes["health_check_grace_period"] = int(req["healthCheckGracePeriodSeconds"])
+        if req.get("networkConfiguration"):
+            changes["network_configuration"] = req["networkConfiguration"]
+        td_arn = service.task_definition
+        if req.get("taskDefinition"):
+            td = self.task_definition(req["taskDefinition"])
+            if td.status != "ACTIVE":
+                raise ClientException("TaskDefinition is inactive")
+            td_arn = td.arn
+        new = dataclasses.replace(service, **changes)
+        if td_arn != service.task_definition or req.get("forceNewDeployment"):
+            now = self.clock.now()
+            deployment = new_deployment(td_arn, now, new.circuit_breaker, new.rollback)
+            demoted = tuple(
+                dataclasses.replace(d, status=DeploymentStatus.ACTIVE, updated_at=now)
+                if d.status is DeploymentStatus.PRIMARY
+                else d
+                for d in service.deployments
+            )
+            new = dataclasses.replace(
+                new,
+                task_definition=td_arn,
+                deployments=(deployment, *demoted),
+                launch_failures=0,
+                next_launch_at=0.0,
+                blocked_event_at=None,
+            )
+
+        def apply(current: Service) -> Service:
+            return dataclasses.replace(
+                new,
+                events=current.events,
+                counted_stops=current.counted_stops,
+                running_seen=current.running_seen,
+                steady_since=current.steady_since,
+                steady_event_at=current.steady_event_at,
+            )
+
+        written = self.store.update_service(cluster.name, service.name, apply)
+        return {"service": self.service_shape(written or new)}
+
+    def describe_services(self, req: dict[str, Any]) -> dict[str, Any]:
+        cluster = self.cluster(req.get("cluster"))
+        refs = req["services"]
+        if len(refs) > MAX_DESCRIBE:
+            raise InvalidParameterException("At most 10 services can be described at once.")
+        include_tags = "TAGS" in (req.get("include") or [])
+        services, failures = [], []
+        for ref in refs:
+            service = self.store.get_service(cluster.name, _service_name(ref))
+            if service is None:
+                arn = (
+                    ref
+                    if ref.startswith("arn:")
+                    else (f"arn:aws:ecs:{self.region}:000000000000:service/{cluster.name}/{ref}")
+                )
+                failures.append({"arn": arn, "reason": "MISSING"})
+            else:
+                services.append(self.service_shape(service, include_tags))
+        return {"services": services, "failures": failures}
+
+    def list_services(self, req: dict[str, Any]) -> dict[str, Any]:
+        cluster = self.cluster(req.get("cluster"))
+        arns = [s.arn for s in self.store.list_services(cluster.name) if s.status != "INACTIVE"]
+        page, token = paginate(arns, req.get("nextToken"), req.get("maxResults"), default=10)
+        return {"serviceArns": page, "nextToken": token}
+
+    def delete_service(self, req: dict[str, Any]) -> dict[str, Any]:
+        cluster = self.cluster(req.get("cluster"))
+        service = self._get_service(cluster, req["service"])
+        if service.status == "INACTIVE":
+            raise ServiceNotActiveException()
+        if service.desired_count > 0 and not req.get("force"):
+            raise InvalidParameterException(
+                "The service cannot be stopped while it is scaled above 0."
+            )
+        written = self.store.update_service(
+            cluster.name,
+            service.name,
+            lambda s: dataclasses.replace(s, status="DRAINING", desired_count=0),
+        )
+        return {"service": self.service_shape(written or service)}
+
+    # shapes -------------------------------------------------------------------------------
+    def service_shape(self, service: Service, include_tags: bool = False) -> dict[str, Any]:
+        tasks: list[Task] = self.store.list_tasks(
+            cluster=service.cluster, service=service.name, live_only=True
+        )
+
+        def counts(of: list[Task]) -> tuple[int, int]:
+            running = sum(t.last_status is TaskStatus.RUNNING for t in of)
+            pending = sum(t.last_status.rank < TaskStatus.RUNNING.rank for t in of)
+            return running, pending
+
+        running, pending = counts(tasks)
+        deployments = []
+        for d in service.deployments:
+            if d.status is DeploymentStatus.INACTIVE:
+                continue
+            mine = [t for t in tasks if t.started_by == d.id]
+            d_running, d_pending = counts(mine)
+            shape: dict[str, Any] = {
+                "id": d.id,
+                "status": d.status.value,
+                "taskDefinition": d.task_definition,
+                "desiredCount": (
+                    service.desired_count
+                    if d.status is DeploymentStatus.PRIMARY and service.status == "ACTIVE"
+                    else sum(t.desired_status is TaskStatus.RUNNING for t in mine)
+                ),
+                "pendingCount": d_pending,
+                "runningCount": d_running,
+                "failedTasks": d.failed_tasks,
+                "createdAt": d.created_at,
+                "updatedAt": d.updated_at,
+                "launchType": service.launch_type,
+                "platformVersion": "1.4.0",
+                "platformFamily": "Linux",
+                "networkConfiguration": service.network_configuration,
+                "rolloutState": d.rollout_state.value,
+                "rolloutStateReason": d.rollout_state_reason
+                or f"ECS deployment {d.id} in progress.",
+            }
+            deployments.append(shape)
+        out: dict[str, Any] = {
+            "serviceArn": service.arn,
+            "serviceName": service.name,
+            "clusterArn": f"arn:aws:ecs:{service.region}:000000000000:cluster/{service.cluster}",
+            "loadBalancers": list(service.load_balancers),
+            "serviceRegistries": [],
+            "status": service.status,
+            "desiredCount": service.desired_count,
+            "runningCount": running,
+            "pendingCount": pending,
+            "launchType": service.launch_type,
+            "platformVersion": service.platform_version,
+            "platformFamily": "Linux",
+            "taskDefinition": service.task_definition,
+            "deploymentConfiguration": {
+                "deploymentCircuitBreaker": {
+                    "enable": service.circuit_breaker,
+                    "rollback": service.rollback,
+                },
+                "maximumPercent": service.maximum_percent,
+                "minimumHealthyPercent": service.minimum_healthy_percent,
+            },
+            "deployments": deployments,
+            "events": [
+                {"id": e.id, "createdAt": e.created_at, "message": e.message}
+                for e in service.events
+            ],
+            "createdAt": service.created_at,
+            "placementConstraints": [],
+            "placementStrategy": [],
+            "networkConfiguration": service.network_configuration,
+            "healthCheckGracePeriodSeconds": service.health_check_grace_period,
+            "schedulingStrategy": "REPLICA",
+            "deploymentController": {"type": "ECS"},
+            "createdBy": "arn:aws:iam::000000000000:root",
+            "enableECSManagedTags": False,
+            "propagateTags": "NONE",
+            "enableExecuteCommand": False,
+        }
+        if include_tags:
+            out["tags"] = [{"key": k, "value": v} for k, v in self.store.tags(service.arn).items()]
+        return out

@@ -1,0 +1,556 @@
+"""Offline, idempotent builds of the Docker images miniecs runs.
+
+There is no registry: the base image (Debian bookworm with python3) is made on this host with
+``debootstrap`` and ``docker import``, or adopted from a Python image already present, and the
+derived images (the sample workload; later the ALB proxy) are ``docker build``-s on top of it
+from a few listed files, with nothing downloaded during a build. Every image is labelled
+``miniecs.image=<short name>`` and ``miniecs.content-hash=<hash of its inputs>``, so a build is
+skipped while its inputs are unchanged. The CLI (``miniecs images build``) and the integration
+tests call :func:`build_all`; the runtime only needs the tags. Adding an image is one more
+:class:`ImageSpec` in :func:`image_specs`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import importlib.util
+import io
+import json
+import logging
+import os
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+from rich.console import Console
+from rich.markup import escape
+
+log = logging.getLogger(__name__)
+
+BASE_IMAGE = "miniecs/base:bookworm"
+WORKLOAD_IMAGE = "miniecs/workload:latest"
+IMAGE_LABEL = "miniecs.image"
+HASH_LABEL = "miniecs.content-hash"
+DEFAULT_MIRROR = "http://deb.debian.org/debian"
+PYTHON_IMAGES = ("python:3.12-slim", "python:3.11-slim", "python:3.13-slim")
+"""Local images adopted as the base, when present, instead of running debootstrap."""
+
+_HASH_VERSION = "1"  # bump to rebuild every image after a change to how images are made
+
+
+class ImageBuildError(Exception):
+    """An image could not be built; the message says why and, when it can, what to do."""
+
+
+@dataclass(frozen=True, slots=True)
+class ImageSpec:
+    """A derived image: a Dockerfile and the files it copies, all found in ``context``."""
+
+    name: str
+    """Short name, the value of the ``miniecs.image`` label."""
+    tag: str
+    context: Path
+    files: tuple[str, ...]
+    """Files (relative to ``context``) sent to the build; nothing else is."""
+    dockerfile: str = "Dockerfile"
+    base: str = BASE_IMAGE
+    """Image the Dockerfile starts from, passed as build arg ``BASE``; must be present."""
+    build_args: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class BaseRecipe:
+    """How the base image is made with debootstrap; its hash labels the image."""
+
+    suite: str = "bookworm"
+    variant: str = "minbase"
+    include: tuple[str, ...] = ("python3", "ca-certificates")
+    prune: tuple[str, ...] = (
+        "var/cache/apt/archives/*.deb",
+        "var/cache/apt/*.bin",
+        "var/lib/apt/lists/*",
+        "var/log/*",
+        "usr/share/man/*",
+        "usr/share/info/*",
+        "usr/share/locale/*",
+        "usr/share/doc/*/*",  # copyright files are kept, see _prune_rootfs
+        "tmp/*",
+    )
+    """Globs (relative to the root) deleted after debootstrap to slim the image."""
+    changes: tuple[str, ...] = (
+        "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "ENV LANG=C.UTF-8",
+        'CMD ["python3"]',
+    )
+    """Dockerfile instructions applied by ``docker import``."""
+
+    def digest(self) -> str:
+        """Hash of the recipe (the mirror is not part of it: any mirror gives the same image)."""
+        return _sha256(json.dumps(asdict(self), sort_keys=True), "base", _HASH_VERSION)
+
+
+def workload_dir() -> Path:
+    """Directory with the workload's ``Dockerfile`` and ``app.py``.
+
+    Looked up in order: ``$MINIECS_WORKLOAD_DIR``; the package data ``miniecs._workload`` (a
+    wheel built with the package-dir mapping described in the README); ``workload/`` beside the
+    ``miniecs`` package, which is the source checkout and therefore ``pip install -e .``.
+    """
+    env = os.environ.get("MINIECS_WORKLOAD_DIR")
+    if env:
+        return Path(env)
+    with contextlib.suppress(ImportError, ValueError):
+        spec = importlib.util.find_spec("miniecs._workload")
+        for location in (spec.submodule_search_locations or []) if spec else []:
+            if (Path(location) / "app.py").is_file():
+                return Path(location)
+    checkout = Path(__file__).resolve().parent.parent / "workload"
+    if (checkout / "app.py").is_file():
+        return checkout
+    raise ImageBuildError(
+        f"workload files not found (looked in {checkout}); set MINIECS_WORKLOAD_DIR to the "
+        "directory holding workload/Dockerfile and workload/app.py"
+    )
+
+
+def image_specs() -> list[ImageSpec]:
+    """The derived images :func:`build_all` builds, in order."""
+    return [
+        ImageSpec(
+            name="workload",
+            tag=WORKLOAD_IMAGE,
+            context=workload_dir(),
+            files=("app.py",),
+        ),
+    ]
+
+
+def build_all(
+    client: docker.DockerClient, console: Console | None = None, force: bool = False
+) -> dict[str, str]:
+    """Make sure the base and every derived image are built and current; return tag -> id."""
+    with _build_lock(console):
+        specs = image_specs()
+        ids = {BASE_IMAGE: _ensure_base(client, console, force)}
+        for spec in specs:
+            ids[spec.tag] = _build_image(client, spec, console, force)
+        _remove_old_images(client)
+        return ids
+
+
+def ensure_base(
+    client: docker.DockerClient, console: Console | None = None, force: bool = False
+) -> str:
+    """Make sure :data:`BASE_IMAGE` exists and matches the recipe; return its id."""
+    with _build_lock(console):
+        image_id = _ensure_base(client, console, force)
+        _remove_old_images(client)
+        return image_id
+
+
+def build_image(
+    client: docker.DockerClient,
+    spec: ImageSpec,
+    console: Console | None = None,
+    force: bool = False,
+) -> str:
+    """Build ``spec`` unless its tag already has the same content hash; return the image id."""
+    with _build_lock(console):
+        image_id = _build_image(client, spec, console, force)
+        _remove_old_images(client)
+        return image_id
+
+
+# --- base image -------------------------------------------------------------------------------
+
+
+def _ensure_base(client: docker.DockerClient, console: Console | None, force: bool) -> str:
+    recipe = BaseRecipe()
+    current = _get_image(client, BASE_IMAGE)
+    adoptable = [(ref, image) for ref in PYTHON_IMAGES if (image := _get_image(client, ref))]
+    accepted = {recipe.digest()} | {_adopt_digest(image.id) for _, image in adoptable}
+    if current is not None and not force and current.labels.get(HASH_LABEL) in accepted:
+        _say(console, f"base image {BASE_IMAGE}: up to date ({_short(current.id)})")
+        return str(current.id)
+    if adoptable:
+        ref, image = adoptable[0]
+        spec = ImageSpec(name="base", tag=BASE_IMAGE, context=Path("."), files=(), base=ref)
+        with _step(console, f"base image: adopting {ref}"):
+            new_id = _docker_build(
+                client,
+                spec,
+                {"Dockerfile": b"ARG BASE\nFROM ${BASE}\n"},
+                _adopt_digest(image.id),
+                nocache=force,
+            )
+    else:
+        new_id = _debootstrap_base(client, recipe, console)
+    size = _get_image(client, new_id)
+    megabytes = size.attrs.get("Size", 0) / 1e6 if size is not None else 0
+    _say(console, f"base image {BASE_IMAGE}: {_short(new_id)}, {megabytes:.0f} MB")
+    return new_id
+
+
+def _adopt_digest(image_id: str) -> str:
+    return _sha256("adopt", image_id, _HASH_VERSION)
+
+
+def _debootstrap_base(
+    client: docker.DockerClient, recipe: BaseRecipe, console: Console | None
+) -> str:
+    debootstrap = shutil.which("debootstrap") or shutil.which("/usr/sbin/debootstrap")
+    if debootstrap is None:
+        raise ImageBuildError(
+            "debootstrap is needed to make the base image without a registry: "
+            "apt-get install debootstrap (or load a python:3.12-slim image into Docker)"
+        )
+    if os.geteuid() != 0:
+        raise ImageBuildError(
+            "making the base image with debootstrap needs root: run as root (sudo)"
+        )
+    mirror = os.environ.get("MINIECS_DEBIAN_MIRROR", DEFAULT_MIRROR)
+    root = Path(tempfile.mkdtemp(prefix="miniecs-base-"))
+    try:
+        with _step(console, f"base image: debootstrap {recipe.suite}") as update:
+            _run_debootstrap(debootstrap, recipe, root, mirror, update)
+            _prune_rootfs(root, recipe.prune)
+        with _step(console, "base image: docker import"):
+            return _import_rootfs(client, root, recipe)
+    finally:
+        _remove_tree(root)
+
+
+def _run_debootstrap(
+    debootstrap: str, recipe: BaseRecipe, root: Path, mirror: str, update: Callable[[str], None]
+) -> None:
+    cmd = [
+        debootstrap,
+        f"--variant={recipe.variant}",
+        f"--include={','.join(recipe.include)}",
+        recipe.suite,
+        str(root),
+        mirror,
+    ]
+    log.info("running %s", " ".join(cmd))
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive", "LC_ALL": "C"}
+    tail: deque[str] = deque(maxlen=15)
+    with subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    ) as proc:
+        assert proc.stdout is not None
+        try:
+            for line in proc.stdout:
+                line = line.rstrip()
+                log.debug("debootstrap: %s", line)
+                tail.append(line)
+                if line.startswith("I: "):
+                    update(line[3:])
+        finally:
+            if proc.poll() is None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=30)  # let it unmount what it mounted
+    if proc.returncode != 0:
+        last = "\n  ".join(tail)
+        raise ImageBuildError(
+            f"debootstrap failed (exit {proc.returncode}) with mirror {mirror} "
+            f"(set MINIECS_DEBIAN_MIRROR to use another):\n  {last}"
+        )
+
+
+def _prune_rootfs(root: Path, globs: tuple[str, ...]) -> None:
+    for pattern in globs:
+        for path in root.glob(pattern):
+            if path.name == "copyright" and "usr/share/doc" in pattern:
+                continue
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
+
+
+def _import_rootfs(client: docker.DockerClient, root: Path, recipe: BaseRecipe) -> str:
+    """Stream ``tar`` of the root file system into ``docker import``; return the image id.
+
+    The image is tagged only once tar has succeeded, so a truncated import never passes for a
+    current base.
+    """
+    changes = [
+        *recipe.changes,
+        f"LABEL {IMAGE_LABEL}=base",
+        f"LABEL {HASH_LABEL}={recipe.digest()}",
+    ]
+    cmd = ["tar", "-C", str(root), "--numeric-owner", "-c"]
+    cmd += ["--exclude=./dev/*", "--exclude=./proc/*", "--exclude=./sys/*", "."]
+    with (
+        tempfile.TemporaryFile() as errors,
+        subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errors) as tar,
+    ):
+        stdout = tar.stdout
+        assert stdout is not None
+
+        def chunks() -> Iterator[bytes]:
+            while chunk := stdout.read(1 << 20):
+                yield chunk
+
+        try:
+            result = str(client.api.import_image_from_stream(chunks(), changes=changes))
+        except docker.errors.DockerException as exc:
+            tar.kill()
+            raise ImageBuildError(f"docker import of the base image failed: {exc}") from exc
+        tar.wait()
+        errors.seek(0)
+        tar_errors = errors.read().decode(errors="replace").strip()
+    image_id = ""
+    for line in result.splitlines():
+        with contextlib.suppress(ValueError):
+            message = json.loads(line)
+            if isinstance(message, dict) and message.get("error"):
+                raise ImageBuildError(f"docker import of the base image failed: {message['error']}")
+            if isinstance(message, dict) and str(message.get("status", "")).startswith("sha256:"):
+                image_id = str(message["status"])
+    if not image_id:
+        raise ImageBuildError(f"docker import of the base image gave no image id: {result!r}")
+    if tar.returncode != 0:
+        with contextlib.suppress(docker.errors.DockerException):
+            client.images.remove(image_id)
+        raise ImageBuildError(f"tar of the base image failed (exit {tar.returncode}): {tar_errors}")
+    repository, _, tag = BASE_IMAGE.rpartition(":")
+    try:
+        client.api.tag(image_id, repository, tag, force=True)
+    except docker.errors.DockerException as exc:
+        raise ImageBuildError(
+            f"cannot tag the base image {image_id} as {BASE_IMAGE}: {exc}"
+        ) from exc
+    return image_id
+
+
+# --- derived images ---------------------------------------------------------------------------
+
+
+def _build_image(
+    client: docker.DockerClient, spec: ImageSpec, console: Console | None, force: bool
+) -> str:
+    base = _get_image(client, spec.base)
+    if base is None:
+        if spec.base != BASE_IMAGE:
+            raise ImageBuildError(
+                f"{spec.name}: base image {spec.base} is not present and cannot be pulled "
+                "(no registry); load it with docker load or use the default base"
+            )
+        base_id = _ensure_base(client, console, force=False)
+    else:
+        base_id = str(base.id)
+    files = _read_context(spec)
+    digest = _sha256(
+        spec.name,
+        spec.tag,
+        spec.dockerfile,
+        json.dumps(sorted(_build_args(spec).items())),
+        base_id,
+        *(f"{name}:{_sha256(data)}" for name, data in sorted(files.items())),
+        _HASH_VERSION,
+    )
+    current = _get_image(client, spec.tag)
+    if current is not None and not force and current.labels.get(HASH_LABEL) == digest:
+        _say(console, f"{spec.name} {spec.tag}: up to date ({_short(current.id)})")
+        return str(current.id)
+    with _step(console, f"{spec.name}: docker build {spec.tag}"):
+        new_id = _docker_build(client, spec, files, digest, nocache=force)
+    return new_id
+
+
+def _read_context(spec: ImageSpec) -> dict[str, bytes]:
+    files: dict[str, bytes] = {}
+    for name in (*spec.files, spec.dockerfile):
+        path = spec.context / name
+        try:
+            files[name] = path.read_bytes()
+        except OSError as exc:
+            raise ImageBuildError(f"{spec.name}: cannot read build file {path}: {exc}") from exc
+    return files
+
+
+def _build_args(spec: ImageSpec) -> dict[str, str]:
+    return {"BASE": spec.base, **dict(spec.build_args)}
+
+
+def _context_tar(files: dict[str, bytes]) -> io.BytesIO:
+    """A reproducible build context holding exactly ``files``."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in sorted(files.items()):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = 0o755 if data.startswith(b"#!") else 0o644
+            tar.addfile(info, io.BytesIO(data))
+    buf.seek(0)
+    return buf
+
+
+def _docker_build(
+    client: docker.DockerClient,
+    spec: ImageSpec,
+    files: dict[str, bytes],
+    digest: str,
+    *,
+    nocache: bool,
+) -> str:
+    """Run one ``docker build`` of ``files``; return the id of the image tagged ``spec.tag``."""
+    # Labels go in one Dockerfile line: the API's labels= adds one build step (about 1 s) each.
+    labels = f"\nLABEL {IMAGE_LABEL}={spec.name} {HASH_LABEL}={digest}\n".encode()
+    files = {**files, spec.dockerfile: files[spec.dockerfile].rstrip(b"\n") + labels}
+    try:
+        stream = client.api.build(
+            fileobj=_context_tar(files),
+            custom_context=True,
+            tag=spec.tag,
+            dockerfile=spec.dockerfile,
+            buildargs=_build_args(spec),
+            pull=False,
+            nocache=nocache,
+            rm=True,
+            forcerm=True,
+            decode=True,
+        )
+        for chunk in stream:
+            if chunk.get("error"):
+                detail = chunk.get("errorDetail", {}).get("message") or chunk["error"]
+                raise ImageBuildError(f"{spec.name}: docker build failed: {str(detail).strip()}")
+            for line in str(chunk.get("stream", "")).splitlines():
+                if line.strip():
+                    log.debug("%s build: %s", spec.name, line)
+    except docker.errors.DockerException as exc:
+        raise ImageBuildError(f"{spec.name}: docker build failed: {exc}") from exc
+    image = _get_image(client, spec.tag)
+    if image is None:
+        raise ImageBuildError(f"{spec.name}: docker build finished but {spec.tag} is missing")
+    return str(image.id)
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def _get_image(client: docker.DockerClient, ref: str) -> Any:
+    """The image called ``ref``, or None."""
+    try:
+        return client.images.get(ref)
+    except docker.errors.ImageNotFound:
+        return None
+    except docker.errors.DockerException as exc:
+        raise ImageBuildError(f"cannot inspect image {ref}: {exc}") from exc
+
+
+def _remove_old_images(client: docker.DockerClient) -> None:
+    """Remove untagged earlier builds of our images; best effort, containers may still use them.
+
+    An image is an earlier build when its content hash differs from that of the image now tagged
+    under the same ``miniecs.image`` name. Images built by others FROM our base inherit the
+    base's labels, current hash included, so they are never taken for old builds.
+    """
+    try:
+        tagged = client.images.list(filters={"label": IMAGE_LABEL, "dangling": False})
+        dangling = client.images.list(filters={"label": IMAGE_LABEL, "dangling": True})
+    except docker.errors.DockerException as exc:
+        log.debug("cannot list images to clean up: %s", exc)
+        return
+    current: dict[str, set[str]] = {}
+    for image in tagged:
+        current.setdefault(image.labels.get(IMAGE_LABEL, ""), set()).add(
+            image.labels.get(HASH_LABEL)
+        )
+    for image in dangling:
+        hashes = current.get(image.labels.get(IMAGE_LABEL, ""))
+        if hashes is None or image.labels.get(HASH_LABEL) in hashes:
+            continue
+        try:
+            client.images.remove(image.id)  # also removes its untagged parents
+            log.info("removed earlier build %s", _short(image.id))
+        except docker.errors.DockerException as exc:
+            log.debug("kept earlier build %s: %s", _short(image.id), exc)
+
+
+def _remove_tree(root: Path) -> None:
+    """Delete a debootstrap target, never following a mount left inside it into the host."""
+    mounts = _mounts_under(root)
+    for mount in sorted(mounts, key=len, reverse=True):
+        subprocess.run(["umount", "-l", mount], check=False, capture_output=True)
+    if left := _mounts_under(root):
+        log.warning("not deleting %s: still mounted inside it: %s", root, ", ".join(left))
+        return
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def _mounts_under(root: Path) -> list[str]:
+    prefix = str(root.resolve()) + "/"
+    try:
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return []
+    points = [line.split()[4].encode().decode("unicode_escape") for line in lines]
+    return [p for p in points if (p + "/").startswith(prefix)]
+
+
+@contextlib.contextmanager
+def _build_lock(console: Console | None) -> Iterator[None]:
+    """Serialise image builds across processes (tests and the CLI may build at once)."""
+    path = Path(tempfile.gettempdir()) / "miniecs-images.lock"
+    with path.open("a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            _say(console, "waiting for another miniecs image build to finish…")
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def _step(console: Console | None, label: str) -> Iterator[Callable[[str], None]]:
+    """Show a spinner for a step, then one line with its elapsed time."""
+    started = time.monotonic()
+    log.info("%s…", label)
+    try:
+        if console is None:
+            yield lambda _detail: None
+        else:
+            with console.status(f"{escape(label)}…") as status:
+                yield lambda detail: status.update(f"{escape(label)}… [dim]{escape(detail)}[/dim]")
+    except BaseException:
+        _say(console, f"{label}… failed after {time.monotonic() - started:.0f} s")
+        raise
+    _say(console, f"{label}… {_seconds(time.monotonic() - started)}")
+
+
+def _say(console: Console | None, message: str) -> None:
+    log.info("%s", message)
+    if console is not None:
+        console.print(message, highlight=False, markup=False)
+
+
+def _seconds(elapsed: float) -> str:
+    return f"{elapsed:.1f} s" if elapsed < 10 else f"{elapsed:.0f} s"
+
+
+def _short(image_id: str) -> str:
+    return image_id.removeprefix("sha256:")[:12]
+
+
+def _sha256(*parts: str | bytes) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        data = part.encode() if isinstance(part, str) else part
+        digest.update(len(data).to_bytes(8, "big") + data)
+    return digest.hexdigest()

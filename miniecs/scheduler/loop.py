@@ -1,0 +1,116 @@
+"""The service scheduler loop: applies `plan_service` to every service, pass after pass.
+
+It writes only desired state (new task records, stop requests, the service's deployments and
+events); the task controller turns those into containers. While the container engine is
+unreachable it decides nothing, since the store's view of the tasks is frozen too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+from collections.abc import Callable
+from functools import partial
+
+from miniecs.clock import Clock
+from miniecs.model import Service, Task, TaskDefinition, TaskStatus
+from miniecs.scheduler.plan import ServicePlan, StopOrder, add_event, plan_service
+from miniecs.store import Store
+from miniecs.tasks.plan import request_stop
+from miniecs.tasks.records import new_task
+
+log = logging.getLogger(__name__)
+
+
+def _stop(task: Task, order: StopOrder) -> Task:
+    return request_stop(task, order.code, order.reason)
+
+
+class ServiceScheduler:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        engine_available: Callable[[], bool] = lambda: True,
+        interval: float = 0.5,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.engine_available = engine_available
+        self.interval = interval
+        self._wake = asyncio.Event()
+        self.last_plans: dict[tuple[str, str], ServicePlan] = {}
+        store.on_change(lambda kind: self._wake.set() if kind in ("service", "task") else None)
+
+    async def run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                self.once()
+            except Exception:
+                log.exception("service scheduler pass failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.interval)
+
+    def once(self) -> None:
+        if not self.engine_available():
+            return
+        for service in self.store.list_services():
+            if service.status == "INACTIVE":
+                continue
+            self.reconcile(service)
+
+    def reconcile(self, service: Service) -> Service:
+        """Plan one service and apply the plan; returns the service as written."""
+        now = self.clock.now()
+        tasks = self.store.list_tasks(cluster=service.cluster, service=service.name)
+        plan = plan_service(service, tasks, now)
+        self.last_plans[(service.cluster, service.name)] = plan
+        updated = plan.service
+        stopped = []
+        for order in plan.stop:
+            task = self.store.update_task(order.task_id, partial(_stop, order=order))
+            if task is not None:
+                stopped.append(order.task_id)
+        if stopped:
+            ids = " ".join(f"(task {t})" for t in stopped)
+            updated = add_event(
+                updated,
+                f"(service {service.name}) has stopped {len(stopped)} running tasks: {ids}.",
+                now,
+            )
+        if plan.start:
+            td = self._task_definition(updated.primary.task_definition)
+            if td is not None:
+                started = []
+                for _ in range(plan.start):
+                    task = new_task(
+                        updated.cluster,
+                        updated.region,
+                        td,
+                        now,
+                        group=f"service:{updated.name}",
+                        started_by=updated.primary.id,
+                        service=updated.name,
+                    )
+                    self.store.put_task(task)
+                    started.append(task.task_id)
+                ids = " ".join(f"(task {t})" for t in started)
+                updated = add_event(
+                    updated,
+                    f"(service {service.name}) has started {len(started)} tasks: {ids}.",
+                    now,
+                )
+        if updated.status == "DRAINING" and not any(
+            t.last_status is not TaskStatus.STOPPED for t in tasks
+        ):
+            updated = dataclasses.replace(updated, status="INACTIVE")
+        if updated != service:
+            self.store.update_service(service.cluster, service.name, lambda _: updated)
+        return updated
+
+    def _task_definition(self, ref: str) -> TaskDefinition | None:
+        family, _, revision = ref.rsplit("/", 1)[-1].partition(":")
+        return self.store.get_task_definition(family, int(revision) if revision else None)
