@@ -202,8 +202,9 @@ def _circuit_breaker(service: Service, now: float) -> Service:
 
 
 def _stop_preference(task: Task, now: float) -> tuple[int, float]:
-    """Stop tasks that are not (yet) useful first, then the newest."""
-    return (1 if is_healthy(task, now) else 0, -(task.started_at or task.created_at))
+    """Stop tasks that are not running first, then not yet healthy ones, then the newest."""
+    rank = 0 if task.last_status is not TaskStatus.RUNNING else 1 + is_healthy(task, now)
+    return (rank, -(task.started_at or task.created_at))
 
 
 def plan_service(service: Service, tasks: list[Task], now: float) -> ServicePlan:
@@ -261,9 +262,11 @@ def plan_service(service: Service, tasks: list[Task], now: float) -> ServicePlan
             )
             healthy -= is_healthy(task, now)
 
+    # Old tasks that have not started yet go freely; a RUNNING one goes only while the healthy
+    # count stays at or above the floor, so capacity is never given up for a task not yet proven.
     budget = healthy - min_healthy
     for task in sorted(old, key=lambda t: _stop_preference(t, now)):
-        if is_healthy(task, now):
+        if task.last_status is TaskStatus.RUNNING:
             if budget <= 0:
                 notes.append(
                     f"keeping old task {task.task_id[:8]}: {healthy} healthy, "
