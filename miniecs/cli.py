@@ -71,6 +71,27 @@ def server(
     asyncio.run(Engine(settings).run())
 
 
+@app.command()
+def demo(
+    clock_speed: Annotated[
+        float, typer.Option(help="Control-plane time runs this many times faster.")
+    ] = 10.0,
+    load_seconds: Annotated[float, typer.Option(help="Length of each load phase.")] = 5.0,
+) -> None:
+    """Reproduce the ECS study end to end: tasks, scaling without a load balancer, dynamic
+    IPs, scale to zero. Everything it creates is removed at the end, also on Ctrl-C."""
+    from miniecs.demo import DemoError, run_demo
+
+    try:
+        run_demo(console=Console(), clock_speed=clock_speed, load_seconds=load_seconds)
+    except DemoError as exc:
+        console.print(f"[red]demo stopped:[/] {exc}")
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted; everything the demo created was removed[/]")
+        raise typer.Exit(130) from None
+
+
 @images_app.command("build")
 def images_build(
     force: Annotated[bool, typer.Option(help="Rebuild even when up to date.")] = False,

@@ -131,7 +131,7 @@ def image_specs() -> list[ImageSpec]:
             name="workload",
             tag=WORKLOAD_IMAGE,
             context=workload_dir(),
-            files=("app.py",),
+            files=("app.py", "load.py"),
         ),
     ]
 

@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
+import itertools
+import random
 import re
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -50,6 +55,8 @@ class DockerRuntime:
         self._client = client
         self._pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="docker")
         self._network_locks: dict[str, asyncio.Lock] = {}
+        self._address_lock = threading.Lock()
+        self._assigned: dict[str, float] = {}
 
     @property
     def client(self) -> docker.DockerClient:
@@ -90,15 +97,19 @@ class DockerRuntime:
             existing = [n for n in existing if n["Name"] == name]
             if existing:
                 return str(existing[0]["Id"])
+            labels = {LABEL_MANAGED: "true", LABEL_INSTANCE: self.instance, LABEL_CLUSTER: cluster}
+            # Let the engine pick a free subnet, then pin it: only a network with a configured
+            # subnet lets us give each task a random address, as a VPC subnet gives an ENI one.
+            probe = self.api.create_network(name, driver="bridge", labels=labels)
+            config = self.api.inspect_network(probe["Id"])["IPAM"]["Config"][0]
+            self.api.remove_network(probe["Id"])
+            pool = docker.types.IPAMPool(subnet=config["Subnet"], gateway=config.get("Gateway"))
             created = self.api.create_network(
                 name,
                 driver="bridge",
                 check_duplicate=True,
-                labels={
-                    LABEL_MANAGED: "true",
-                    LABEL_INSTANCE: self.instance,
-                    LABEL_CLUSTER: cluster,
-                },
+                labels=labels,
+                ipam=docker.types.IPAMConfig(pool_configs=[pool]),
             )
             return str(created["Id"])
 
@@ -119,7 +130,7 @@ class DockerRuntime:
         rows = await self._call(
             self.api.containers,
             all=True,
-            filters={"label": [f"{LABEL_INSTANCE}={self.instance}"]},
+            filters={"label": [f"{LABEL_INSTANCE}={self.instance}", LABEL_TASK]},
         )
         return [_observation(row) for row in rows]
 
@@ -174,7 +185,10 @@ class DockerRuntime:
         )
         networking = None
         if spec.network:
-            networking = api.create_networking_config({spec.network: api.create_endpoint_config()})
+            address = self._random_address(spec.network)
+            networking = api.create_networking_config(
+                {spec.network: api.create_endpoint_config(ipv4_address=address)}
+            )
         healthcheck: dict[str, Any] = {"test": ["NONE"]}
         if spec.health_check:
             hc = spec.health_check
@@ -212,6 +226,31 @@ class DockerRuntime:
             raise ContainerCreateError(
                 f"CannotCreateContainerError: {exc.explanation or exc}"
             ) from None
+
+    def _random_address(self, network: str) -> str | None:
+        """A free address of the network's subnet, chosen at random as a VPC subnet gives an
+        ENI one, so a replaced task gets a new IP (None: let Docker pick)."""
+        info = self.api.inspect_network(network)
+        configs = (info.get("IPAM") or {}).get("Config") or []
+        if not configs or not configs[0].get("Subnet"):
+            return None
+        subnet = ipaddress.ip_network(configs[0]["Subnet"])
+        now = time.monotonic()
+        with self._address_lock:
+            # Created containers hold no endpoint until they start: remember what we handed out.
+            self._assigned = {a: t for a, t in self._assigned.items() if now - t < 120}
+            taken = set(self._assigned)
+            taken.add(configs[0].get("Gateway") or str(next(subnet.hosts())))
+            for endpoint in (info.get("Containers") or {}).values():
+                taken.add(endpoint.get("IPv4Address", "").split("/")[0])
+            free = [
+                str(ip) for ip in itertools.islice(subnet.hosts(), 4096) if str(ip) not in taken
+            ]
+            if not free:
+                return None
+            address = random.choice(free)
+            self._assigned[address] = now
+            return address
 
     async def start_container(self, docker_name: str) -> None:
         def start() -> None:

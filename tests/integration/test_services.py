@@ -209,3 +209,41 @@ def test_sigkill_restart_ends_with_exact_desired_count(
         print(f"across the restart: {creates} creates, {deletes} deletes")
         assert (creates, deletes) == (0, 0)
         assert after == before
+
+
+def test_unhealthy_task_is_stopped_and_replaced(fast_miniecs: Miniecs) -> None:
+    ecs = fast_miniecs.client()
+    ecs.create_cluster(clusterName="svc")
+    probe = (
+        "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/health', timeout=2)"
+    )
+    ecs.register_task_definition(
+        **{
+            **WORKLOAD,
+            "containerDefinitions": [
+                {
+                    **WORKLOAD["containerDefinitions"][0],  # type: ignore[index]
+                    "environment": [{"name": "WORKLOAD_FAIL_HEALTH_FILE", "value": "/tmp/sick"}],
+                    "healthCheck": {
+                        "command": ["CMD", "python3", "-c", probe],
+                        "interval": 5,
+                        "retries": 2,
+                    },
+                }
+            ],
+        }
+    )
+    ecs.create_service(cluster="svc", serviceName="web", taskDefinition="web", desiredCount=1)
+    ecs.get_waiter("services_stable").wait(cluster="svc", services=["web"], WaiterConfig=FAST)
+    (task,) = running_tasks(ecs)
+    wait_for(lambda: running_tasks(ecs)[0]["healthStatus"] == "HEALTHY", timeout=30)
+    container = docker_client().containers.get(task["containers"][0]["runtimeId"])
+    container.exec_run(["touch", "/tmp/sick"])
+
+    def replaced() -> bool:
+        current = running_tasks(ecs)
+        return len(current) == 1 and current[0]["taskArn"] != task["taskArn"]
+
+    wait_for(replaced, timeout=60, interval=0.2)
+    old = ecs.describe_tasks(cluster="svc", tasks=[task["taskArn"]])["tasks"][0]
+    assert old["stoppedReason"] == "Task failed container health checks"
