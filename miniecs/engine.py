@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import uvicorn
 
-from miniecs.aws.app import create_app
+from miniecs.aws.app import LOOPBACK_NAMES, create_app
 from miniecs.aws.ecs import EcsApi
 from miniecs.aws.protocols import JsonService
 from miniecs.clock import Clock, SystemClock
@@ -87,6 +87,12 @@ class Engine:
             self.store.set_meta("clock", repr(self.clock.now()))
             await asyncio.sleep(1.0)
 
+    def _allowed_hosts(self) -> frozenset[str] | None:
+        host = self.settings.server.host
+        if host in LOOPBACK_NAMES or host.startswith("127."):
+            return LOOPBACK_NAMES | {host}
+        return None
+
     def request_stop(self) -> None:
         """Ask a running engine to shut down (thread-safe)."""
         if self._loop is not None and self._stop is not None:
@@ -100,7 +106,7 @@ class Engine:
                 self._loop.add_signal_handler(sig, self._stop.set)
         server = _Server(
             uvicorn.Config(
-                create_app(self.services),
+                create_app(self.services, self._allowed_hosts()),
                 host=self.settings.server.host,
                 port=self.settings.server.port,
                 log_level="warning",

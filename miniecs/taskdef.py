@@ -114,7 +114,8 @@ def health_check_of(container: dict[str, Any]) -> HealthCheck | None:
     )
 
 
-def _check_refused(c: dict[str, Any], settings: TaskSettings) -> None:
+def check_refused(c: dict[str, Any], settings: TaskSettings) -> None:
+    """Refuse what Fargate refuses unless the operator allowed it."""
     name = c["name"]
     linux = c.get("linuxParameters") or {}
     if c.get("privileged") and not settings.allow_privileged:
@@ -136,7 +137,7 @@ def _normalise_container(
         )
     if not c.get("image"):
         raise _container_error(name, "'image' is required.")
-    _check_refused(c, settings)
+    check_refused(c, settings)
     out = copy.deepcopy(c)
     out.setdefault("cpu", 0)
     out.setdefault("essential", True)

@@ -27,7 +27,7 @@ from miniecs.model import (
     TaskStatus,
 )
 from miniecs.store import Store
-from miniecs.taskdef import normalise
+from miniecs.taskdef import normalise, parse_cpu, parse_memory
 from miniecs.tasks.plan import request_stop
 from miniecs.tasks.records import new_task
 
@@ -353,7 +353,11 @@ class EcsApi(ServiceOperations):
         if len(req.get("startedBy") or "") > 36:
             raise InvalidParameterException("startedBy must be at most 36 characters.")
         container_names = {c["name"] for c in td.containers}
-        overrides = req.get("overrides") or {}
+        overrides = dict(req.get("overrides") or {})
+        if overrides.get("cpu"):
+            overrides["cpu"] = str(parse_cpu(overrides["cpu"]))
+        if overrides.get("memory"):
+            overrides["memory"] = str(parse_memory(overrides["memory"]))
         for o in overrides.get("containerOverrides") or []:
             if o.get("name") not in container_names:
                 raise InvalidParameterException(

@@ -75,7 +75,11 @@ class DockerRuntime:
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
-        except (requests.exceptions.ConnectionError, ConnectionError) as exc:
+        except (
+            requests.exceptions.ConnectionError,
+            requests.exceptions.Timeout,
+            ConnectionError,
+        ) as exc:
             raise RuntimeUnavailable(f"Docker engine not reachable: {exc}") from exc
 
     def close(self) -> None:
@@ -121,6 +125,8 @@ class DockerRuntime:
 
         def remove() -> None:
             for net in self.api.networks(names=[name]):
+                if net["Name"] != name:  # the engine matches names by substring
+                    continue
                 with contextlib.suppress(docker.errors.NotFound):
                     self.api.remove_network(net["Id"])
 
@@ -128,7 +134,7 @@ class DockerRuntime:
 
     async def list_containers(self) -> list[ContainerObservation]:
         rows = await self._call(
-            self.api.containers,
+            lambda **kw: self.api.containers(**kw),
             all=True,
             filters={"label": [f"{LABEL_INSTANCE}={self.instance}", LABEL_TASK]},
         )
@@ -149,7 +155,7 @@ class DockerRuntime:
             repository, tag = image, "latest"
         try:
             await asyncio.wait_for(
-                self._call(self.api.pull, repository, tag=tag), timeout=timeout_s
+                self._call(lambda: self.api.pull(repository, tag=tag)), timeout=timeout_s
             )
         except TimeoutError:
             raise ImageUnavailable(

@@ -65,7 +65,11 @@ class ServiceScheduler:
     def reconcile(self, service: Service) -> Service:
         """Plan one service and apply the plan; returns the service as written."""
         now = self.clock.now()
-        tasks = self.store.list_tasks(cluster=service.cluster, service=service.name)
+        tasks = [
+            t
+            for t in self.store.list_tasks(cluster=service.cluster, service=service.name)
+            if t.created_at >= service.created_at  # not a deleted namesake's
+        ]
         plan = plan_service(service, tasks, now)
         self.last_plans[(service.cluster, service.name)] = plan
         updated = plan.service
@@ -81,34 +85,37 @@ class ServiceScheduler:
                 f"(service {service.name}) has stopped {len(stopped)} running tasks: {ids}.",
                 now,
             )
-        if plan.start:
-            td = self._task_definition(updated.primary.task_definition)
-            if td is not None:
-                started = []
-                for _ in range(plan.start):
-                    task = new_task(
-                        updated.cluster,
-                        updated.region,
-                        td,
-                        now,
-                        group=f"service:{updated.name}",
-                        started_by=updated.primary.id,
-                        service=updated.name,
-                    )
-                    self.store.put_task(task)
-                    started.append(task.task_id)
-                ids = " ".join(f"(task {t})" for t in started)
-                updated = add_event(
-                    updated,
-                    f"(service {service.name}) has started {len(started)} tasks: {ids}.",
+        new_tasks = []
+        td = self._task_definition(updated.primary.task_definition) if plan.start else None
+        if td is not None:
+            new_tasks = [
+                new_task(
+                    updated.cluster,
+                    updated.region,
+                    td,
                     now,
+                    group=f"service:{updated.name}",
+                    started_by=updated.primary.id,
+                    service=updated.name,
                 )
+                for _ in range(plan.start)
+            ]
+            ids = " ".join(f"(task {t.task_id})" for t in new_tasks)
+            updated = add_event(
+                updated,
+                f"(service {service.name}) has started {len(new_tasks)} tasks: {ids}.",
+                now,
+            )
         if updated.status == "DRAINING" and not any(
             t.last_status is not TaskStatus.STOPPED for t in tasks
         ):
             updated = dataclasses.replace(updated, status="INACTIVE")
+        # The service (with the deployment the new tasks name) is written before its tasks,
+        # so a SIGKILL in between leaves no task pointing at an unknown deployment.
         if updated != service:
             self.store.update_service(service.cluster, service.name, lambda _: updated)
+        for task in new_tasks:
+            self.store.put_task(task)
         return updated
 
     def _task_definition(self, ref: str) -> TaskDefinition | None:

@@ -141,7 +141,7 @@ def _count_failures(service: Service, tasks: list[Task], now: float) -> Service:
                 next_launch_at = now + delay
                 service = add_event(
                     service,
-                    f"(service {service.name}) is unable to consistently start tasks successfully.",
+                    f"service ({service.name}) is unable to consistently start tasks successfully.",
                     now,
                 )
     return dataclasses.replace(
@@ -310,10 +310,7 @@ def _settle_deployments(
         and t.last_status is TaskStatus.RUNNING
         and t.desired_status is TaskStatus.RUNNING
         and t.task_id not in stopping
-        and (
-            t.health_status is HealthStatus.HEALTHY
-            or not any(c.essential and c.has_health_check for c in t.containers)
-        )
+        and is_healthy(t, now)
     ]
     done = (
         primary.rollout_state is RolloutState.IN_PROGRESS

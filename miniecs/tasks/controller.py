@@ -16,7 +16,7 @@ from collections import defaultdict
 
 from miniecs.clock import Clock
 from miniecs.config import TaskSettings
-from miniecs.errors import RuntimeUnavailable
+from miniecs.errors import ClientException, RuntimeUnavailable
 from miniecs.model import StopCode, Task, TaskDefinition, TaskStatus
 from miniecs.runtime.base import (
     PAUSE_CONTAINER,
@@ -26,6 +26,7 @@ from miniecs.runtime.base import (
     Runtime,
 )
 from miniecs.store import Store
+from miniecs.taskdef import check_refused
 from miniecs.tasks.plan import Action, ActionKind, plan_task, request_stop
 from miniecs.tasks.specs import (
     PAUSE_IMAGE,
@@ -170,6 +171,13 @@ class TaskController:
         self.store.update_task(task_id, change)
 
     async def _provision(self, task: Task, td: TaskDefinition) -> None:
+        for container in td.containers:
+            try:
+                check_refused(container, self.settings)
+            except ClientException as exc:
+                # Registered while the operator allowed it; not allowed any more.
+                self._fail(task.task_id, StopCode.TASK_FAILED_TO_START, exc.message, exc.message)
+                return
         network = await self.runtime.ensure_network(task.cluster)
         ctx = SpecContext(
             instance=self.instance,
@@ -191,6 +199,12 @@ class TaskController:
             self._fail(task.task_id, StopCode.TASK_FAILED_TO_START, f"{exc}{hint}", f"{exc}{hint}")
         except ContainerCreateError as exc:
             self._fail(task.task_id, StopCode.TASK_FAILED_TO_START, str(exc), str(exc))
+        except RuntimeUnavailable:
+            raise
+        except Exception as exc:
+            log.exception("task %s failed to provision", task.task_id)
+            reason = f"CannotCreateContainerError: {exc}"
+            self._fail(task.task_id, StopCode.TASK_FAILED_TO_START, reason, reason)
 
     async def _start(self, task: Task, containers: tuple[str, ...]) -> None:
         for name in containers:
@@ -211,7 +225,11 @@ class TaskController:
             await self.runtime.stop_container(docker_name(task.task_id, name), real)
 
         await asyncio.gather(*(stop(n) for n in app if observed[n].running))
-        details = {n: await self.runtime.exit_details(docker_name(task.task_id, n)) for n in app}
+        details = {
+            n: await self.runtime.exit_details(docker_name(task.task_id, n))
+            for n in app
+            if observed[n].started
+        }
 
         def record_exits(t: Task) -> Task:
             containers = []

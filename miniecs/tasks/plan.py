@@ -25,6 +25,13 @@ from miniecs.runtime.base import PAUSE_CONTAINER, ContainerObservation
 from miniecs.tasks.specs import expected_containers
 
 ESSENTIAL_EXITED = "Essential container in task exited"
+DEFAULT_START_TIMEOUT = 180.0
+"""Seconds a task may wait in PENDING for its containers' dependencies (Fargate's default)."""
+
+
+def start_timeout(td: TaskDefinition) -> float:
+    timeouts = [float(c["startTimeout"]) for c in td.containers if c.get("startTimeout")]
+    return max(timeouts) if timeouts else DEFAULT_START_TIMEOUT
 
 
 class ActionKind(enum.StrEnum):
@@ -203,6 +210,17 @@ def plan_task(
         return TaskStep(task, Action(ActionKind.PROVISION, reason="create containers"))
 
     if task.last_status is TaskStatus.PENDING:
+        pending_since = task.pull_stopped_at or task.created_at
+        if now - pending_since > start_timeout(td):
+            task = request_stop(
+                task,
+                StopCode.TASK_FAILED_TO_START,
+                "Task failed to start: container dependencies were not met within startTimeout",
+            )
+            return TaskStep(
+                advance(task, TaskStatus.STOPPING, now),
+                Action(ActionKind.TEARDOWN, reason="start timeout"),
+            )
         if any(name not in observed for name in expected):
             return TaskStep(task, Action(ActionKind.PROVISION, reason="re-create missing"))
         to_start: list[str] = []

@@ -26,7 +26,7 @@ from miniecs.runtime.base import (
     ContainerSpec,
     HealthCheckSpec,
 )
-from miniecs.taskdef import DEFAULT_STOP_TIMEOUT, health_check_of
+from miniecs.taskdef import DEFAULT_STOP_TIMEOUT, health_check_of, parse_cpu, parse_memory
 
 PAUSE_IMAGE = "miniecs/base:bookworm"
 MIB = 1024 * 1024
@@ -42,8 +42,9 @@ class SpecContext:
 
 
 def docker_name(task_id: str, container_name: str) -> str:
-    suffix = "pause" if container_name == PAUSE_CONTAINER else container_name
-    return f"miniecs-{task_id}-{suffix}"
+    if container_name == PAUSE_CONTAINER:
+        return f"miniecs-{task_id}.pause"  # ECS container names cannot contain a dot
+    return f"miniecs-{task_id}-{container_name}"
 
 
 def expected_containers(td: TaskDefinition) -> list[str]:
@@ -72,7 +73,7 @@ def task_size(task: Task, td: TaskDefinition) -> tuple[int | None, int | None]:
     """Task CPU units and memory MiB, after taskOverride-style overrides."""
     cpu = task.overrides.get("cpu") or td.document.get("cpu")
     memory = task.overrides.get("memory") or td.document.get("memory")
-    return (int(cpu) if cpu else None, int(memory) if memory else None)
+    return (parse_cpu(cpu) if cpu else None, parse_memory(memory) if memory else None)
 
 
 def stop_timeout(container: dict[str, Any]) -> int:
@@ -117,13 +118,20 @@ def _health(container: dict[str, Any], speed: float) -> HealthCheckSpec | None:
 def _memory_split(
     containers: list[dict[str, Any]], task_memory: int | None
 ) -> dict[str, int | None]:
+    """Hard limits per container: its own `memory`, else an equal share of what the others
+    leave of the task memory, never below its reservation; with nothing left, the task's."""
     explicit = {c["name"]: c.get("memory") for c in containers}
     if task_memory is None:
         return {k: int(v) if v else None for k, v in explicit.items()}
     unset = [k for k, v in explicit.items() if not v]
     remaining = task_memory - sum(int(v) for v in explicit.values() if v)
     share = remaining // len(unset) if unset else 0
-    return {k: int(v) if v else share for k, v in explicit.items()}
+    out: dict[str, int | None] = {}
+    for c in containers:
+        own = explicit[c["name"]]
+        limit = int(own) if own else (share if share >= 6 else task_memory)
+        out[c["name"]] = max(limit, int(c.get("memoryReservation") or 0))
+    return out
 
 
 def container_specs(task: Task, td: TaskDefinition, ctx: SpecContext) -> list[ContainerSpec]:

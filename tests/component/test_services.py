@@ -48,6 +48,11 @@ async def test_service_reaches_desired_count_and_steady_state(harness: Harness) 
     s = describe(harness)
     assert (s["desiredCount"], s["runningCount"], s["pendingCount"]) == (3, 3, 0)
     assert len(s["deployments"]) == 1
+    # Without health checks a task counts as healthy 40 s after RUNNING (ECS's rule).
+    assert s["deployments"][0]["rolloutState"] == "IN_PROGRESS"
+    harness.clock.advance(40)
+    await harness.settle()
+    s = describe(harness)
     assert s["deployments"][0]["rolloutState"] == "COMPLETED"
     events = messages(harness)
     assert events[0] == "(service web) has reached a steady state."
@@ -254,3 +259,22 @@ async def test_duplicate_service_is_refused(harness: Harness) -> None:
             {"cluster": "c1", "serviceName": "web", "taskDefinition": "web", "desiredCount": 5}
         )
     assert describe(harness)["desiredCount"] == 1
+
+
+async def test_recreated_service_does_not_inherit_old_failures(harness: Harness) -> None:
+    harness.runtime.images = set()
+    service(harness, 1)
+    for _ in range(6):
+        await harness.settle(passes=2)
+    harness.ecs.update_service({"cluster": "c1", "service": "web", "desiredCount": 0})
+    harness.ecs.delete_service({"cluster": "c1", "service": "web"})
+    await harness.settle()
+    harness.runtime.images = None
+    harness.clock.advance(1)
+    harness.ecs.create_service(
+        {"cluster": "c1", "serviceName": "web", "taskDefinition": "web", "desiredCount": 1}
+    )
+    await harness.settle()
+    s = harness.store.get_service("c1", "web")
+    assert s is not None and s.launch_failures == 0
+    assert len(running(harness)) == 1

@@ -109,14 +109,14 @@ async def test_depends_on_success_orders_start(harness: Harness) -> None:
     assert task is not None
     assert task.last_status is TaskStatus.PENDING
     starts = [n for op, n in harness.runtime.calls if op == "start"]
-    assert starts == [f"miniecs-{task_id}-pause", f"miniecs-{task_id}-init"]
+    assert starts == [f"miniecs-{task_id}.pause", f"miniecs-{task_id}-init"]
     harness.runtime.exit(f"miniecs-{task_id}-init", 0)
     await harness.settle()
     task = harness.store.get_task(task_id)
     assert task is not None
     assert task.last_status is TaskStatus.RUNNING
     app = harness.runtime.specs[f"miniecs-{task_id}-app"]
-    assert app.netns_of == f"miniecs-{task_id}-pause"
+    assert app.netns_of == f"miniecs-{task_id}.pause"
 
 
 async def test_failed_dependency_fails_the_task(harness: Harness) -> None:
@@ -204,3 +204,66 @@ async def test_crash_mid_provision_is_finished_by_next_pass(harness: Harness) ->
     task = harness.store.get_task(task_id)
     assert task is not None and task.last_status is TaskStatus.PENDING
     assert len(harness.runtime.names_of_task(task_id)) == 3
+
+
+async def test_a_container_named_pause_does_not_collide(harness: Harness) -> None:
+    family = {
+        **FAMILY,
+        "family": "p",
+        "containerDefinitions": [
+            {"name": "app", "image": "i"},
+            {"name": "pause", "image": "i", "essential": False},
+        ],
+    }
+    (task_id,) = run(harness, family)
+    await harness.settle()
+    task = harness.store.get_task(task_id)
+    assert task is not None and task.last_status is TaskStatus.RUNNING
+    assert len(harness.runtime.names_of_task(task_id)) == 3
+
+
+async def test_memory_split_respects_reservations_and_never_unlimits(harness: Harness) -> None:
+    from miniecs.tasks.specs import SpecContext, container_specs
+
+    family = {
+        **FAMILY,
+        "family": "m",
+        "cpu": "512",
+        "memory": "1024",
+        "containerDefinitions": [
+            {"name": "app", "image": "i", "memory": 1024},
+            {"name": "side", "image": "i", "essential": False, "memoryReservation": 128},
+        ],
+    }
+    (task_id,) = run(harness, family)
+    task = harness.store.get_task(task_id)
+    td = harness.store.get_task_definition("m", 1)
+    assert task is not None and td is not None
+    specs = {s.container_name: s for s in container_specs(task, td, SpecContext("i", "n", 2))}
+    mib = 1024 * 1024
+    assert specs["app"].memory_bytes == 1024 * mib
+    assert specs["side"].memory_bytes == 1024 * mib  # nothing left: capped at the task's
+    assert specs["side"].memory_reservation_bytes == 128 * mib
+
+
+async def test_pending_task_gives_up_after_start_timeout(harness: Harness) -> None:
+    family = sidecar_family()
+    family["containerDefinitions"][1]["startTimeout"] = 60
+    (task_id,) = run(harness, family)
+    await harness.settle()
+    harness.clock.advance(61)  # the init container never exits
+    await harness.settle()
+    task = harness.store.get_task(task_id)
+    assert task is not None and task.last_status is TaskStatus.STOPPED
+    assert task.stop_code == "TaskFailedToStart"
+
+
+async def test_cpu_override_in_vcpu_units(harness: Harness) -> None:
+    harness.ecs.create_cluster({"clusterName": "c1"})
+    harness.ecs.register_task_definition(FAMILY)
+    out = harness.ecs.run_task(
+        {"cluster": "c1", "taskDefinition": "web", "overrides": {"cpu": "0.5 vCPU"}}
+    )
+    task_id = out["tasks"][0]["taskArn"].rsplit("/", 1)[-1]
+    await harness.settle()
+    assert harness.runtime.specs[f"miniecs-{task_id}-app"].nano_cpus == 500_000_000

@@ -36,8 +36,8 @@ def running_tasks(ecs: Any) -> list[dict[str, Any]]:
     return [t for t in tasks if t["lastStatus"] == "RUNNING"]
 
 
-def test_killed_task_is_replaced(miniecs: Miniecs) -> None:
-    ecs = miniecs.client()
+def test_killed_task_is_replaced(fast_miniecs: Miniecs) -> None:
+    ecs = fast_miniecs.client()
     create(ecs, 3)
     ecs.get_waiter("services_stable").wait(cluster="svc", services=["web"], WaiterConfig=FAST)
     tasks = running_tasks(ecs)
@@ -60,8 +60,13 @@ def test_killed_task_is_replaced(miniecs: Miniecs) -> None:
     assert dead["stoppedReason"] == "Essential container in task exited"
     assert dead["containers"][0]["exitCode"] == 137
     ecs.get_waiter("services_stable").wait(cluster="svc", services=["web"], WaiterConfig=FAST)
+    wait_for(
+        lambda: (
+            describe(ecs)["events"][0]["message"] == "(service web) has reached a steady state."
+        ),
+        timeout=30,  # the deployment completes 40 s (x10: 4 s) after its last task runs
+    )
     messages = [e["message"] for e in describe(ecs)["events"]]
-    assert messages[0] == "(service web) has reached a steady state."
     assert any(m.startswith("(service web) has started 1 tasks: (task ") for m in messages)
 
 
