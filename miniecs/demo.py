@@ -304,7 +304,9 @@ class Demo:
         for column in ("phase", "tasks", "requests per task", "note"):
             table.add_column(column)
         for r in self.results:
-            counts = " / ".join(str(v) for v in sorted(r.requests.values(), reverse=True))
+            values = sorted(r.requests.values(), reverse=True)
+            values += [0] * (r.tasks - len(values)) if values else []
+            counts = " / ".join(str(v) for v in values)
             table.add_row(r.phase, str(r.tasks), counts or "-", r.note)
         return table
 
