@@ -31,7 +31,7 @@ from miniecs.taskdef import normalise, parse_cpu, parse_memory
 from miniecs.tasks.plan import request_stop
 from miniecs.tasks.records import new_task
 
-from .ecs_services import ServiceOperations
+from .ecs_services import ServiceOperations, missing
 from .protocols import paginate
 
 INSIGHTS_VALUES = ("enabled", "disabled", "enhanced")
@@ -401,12 +401,7 @@ class EcsApi(ServiceOperations):
         for ref in req["tasks"]:
             task = self._task(cluster, ref)
             if task is None:
-                arn = (
-                    ref
-                    if ref.startswith("arn:")
-                    else (f"arn:aws:ecs:{self.region}:000000000000:task/{cluster.name}/{ref}")
-                )
-                failures.append({"arn": arn, "reason": "MISSING"})
+                failures.append(missing(self.region, "task", cluster.name, ref))
             else:
                 tasks.append(self.task_shape(task, include_tags))
         return {"tasks": tasks, "failures": failures}

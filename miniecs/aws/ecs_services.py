@@ -14,12 +14,19 @@ from miniecs.errors import (
     ServiceNotFoundException,
 )
 from miniecs.model import Cluster, DeploymentStatus, Service, Task, TaskDefinition, TaskStatus
+from miniecs.model import arn as model_arn
 from miniecs.scheduler.plan import new_deployment
 from miniecs.store import Store
 
 from .protocols import paginate
 
 MAX_DESCRIBE = 10
+
+
+def missing(region: str, kind: str, cluster: str, ref: str) -> dict[str, str]:
+    """A DescribeX failure entry for a name or ARN that matched nothing."""
+    arn = ref if ref.startswith("arn:") else model_arn(region, f"{kind}/{cluster}/{ref}")
+    return {"arn": arn, "reason": "MISSING"}
 
 
 def _service_name(ref: str) -> str:
@@ -180,12 +187,7 @@ class ServiceOperations:
         for ref in refs:
             service = self.store.get_service(cluster.name, _service_name(ref))
             if service is None:
-                arn = (
-                    ref
-                    if ref.startswith("arn:")
-                    else (f"arn:aws:ecs:{self.region}:000000000000:service/{cluster.name}/{ref}")
-                )
-                failures.append({"arn": arn, "reason": "MISSING"})
+                failures.append(missing(self.region, "service", cluster.name, ref))
             else:
                 services.append(self.service_shape(service, include_tags))
         return {"services": services, "failures": failures}

@@ -4,23 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from miniecs.demo import TASK_DEFINITION
 from miniecs.model import TaskStatus
 from tests.component.conftest import Harness
 
-FAMILY = {
-    "family": "web",
-    "requiresCompatibilities": ["FARGATE"],
-    "networkMode": "awsvpc",
-    "cpu": "256",
-    "memory": "512",
-    "containerDefinitions": [
-        {
-            "name": "app",
-            "image": "miniecs/workload:latest",
-            "portMappings": [{"containerPort": 8080}],
-        }
-    ],
-}
+FAMILY = TASK_DEFINITION
 
 
 def sidecar_family() -> dict[str, Any]:

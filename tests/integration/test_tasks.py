@@ -10,25 +10,12 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from miniecs.demo import TASK_DEFINITION
 from tests.conftest import Miniecs, ServerProcess, boto_client, docker_client, wait_for
 
 pytestmark = pytest.mark.integration
 
-WORKLOAD = {
-    "family": "web",
-    "requiresCompatibilities": ["FARGATE"],
-    "networkMode": "awsvpc",
-    "cpu": "256",
-    "memory": "512",
-    "containerDefinitions": [
-        {
-            "name": "app",
-            "image": "miniecs/workload:latest",
-            "essential": True,
-            "portMappings": [{"containerPort": 8080, "protocol": "tcp"}],
-        }
-    ],
-}
+WORKLOAD = TASK_DEFINITION
 
 
 def task_of(ecs: Any, cluster: str, arn: str) -> dict[str, Any]:
