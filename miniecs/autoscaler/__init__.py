@@ -1,0 +1,1 @@
+"""Application Auto Scaling for ECS services: scalable targets, policies, alarms, decisions."""

@@ -1,0 +1,1 @@
+"""Metrics: sampling containers, computing what ECS publishes, storing CloudWatch series."""
