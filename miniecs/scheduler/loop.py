@@ -17,6 +17,7 @@ from functools import partial
 from miniecs.clock import Clock
 from miniecs.model import Service, Task, TaskDefinition, TaskStatus
 from miniecs.scheduler.plan import ServicePlan, StopOrder, add_event, plan_service
+from miniecs.scheduler.targets import LoadBalancing, TargetSync, sync_targets
 from miniecs.store import Store
 from miniecs.tasks.plan import request_stop
 from miniecs.tasks.records import new_task
@@ -28,6 +29,30 @@ def _stop(task: Task, order: StopOrder) -> Task:
     return request_stop(task, order.code, order.reason)
 
 
+def _target_events(service: Service, sync: TargetSync, now: float) -> Service:
+    """ECS's service events for target registration and draining."""
+    for tg, count in sync.registered.items():
+        service = add_event(
+            service,
+            f"(service {service.name}) registered {count} targets in (target-group {tg})",
+            now,
+        )
+    if sync.draining:
+        service = add_event(
+            service,
+            f"(service {service.name}) has begun draining connections on "
+            f"{len(sync.draining)} tasks.",
+            now,
+        )
+    for tg, count in sync.deregistered.items():
+        service = add_event(
+            service,
+            f"(service {service.name}) deregistered {count} targets in (target-group {tg})",
+            now,
+        )
+    return service
+
+
 class ServiceScheduler:
     def __init__(
         self,
@@ -35,8 +60,11 @@ class ServiceScheduler:
         clock: Clock,
         engine_available: Callable[[], bool] = lambda: True,
         interval: float = 0.5,
+        load_balancing: LoadBalancing | None = None,
     ) -> None:
         self.store = store
+        self.load_balancing = load_balancing
+        self._draining: set[tuple[str, str, int]] = set()
         self.clock = clock
         self.engine_available = engine_available
         self.interval = interval
@@ -70,9 +98,18 @@ class ServiceScheduler:
             for t in self.store.list_tasks(cluster=service.cluster, service=service.name)
             if t.created_at >= service.created_at  # not a deleted namesake's
         ]
-        plan = plan_service(service, tasks, now)
+        sync = TargetSync()
+        if self.load_balancing is not None and service.load_balancers:
+            sync = sync_targets(service, tasks, self.load_balancing, self._draining)
+        plan = plan_service(
+            service,
+            tasks,
+            now,
+            sync.states if self.load_balancing is not None else None,
+            sync.failing,
+        )
         self.last_plans[(service.cluster, service.name)] = plan
-        updated = plan.service
+        updated = _target_events(plan.service, sync, now)
         stopped = []
         for order in plan.stop:
             task = self.store.update_task(order.task_id, partial(_stop, order=order))

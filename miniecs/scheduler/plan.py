@@ -7,11 +7,12 @@ would give. The rules are ECS's:
 - a deployment may run at most floor(desired x maximumPercent / 100) tasks and must keep at
   least ceil(desired x minimumHealthyPercent / 100) healthy ones;
 - "healthy" means the essential containers' health checks say HEALTHY or, with none,
-  40 s after RUNNING (later also the target group's word);
+  40 s after RUNNING; behind a load balancer, also healthy in every target group;
 - tasks that never reach RUNNING throttle new starts, with growing delays up to 15 minutes;
 - the circuit breaker fails a deployment after clamp(ceil(desired / 2), 3, 200) failed tasks,
   and with rollback returns to the last completed deployment;
-- UNHEALTHY tasks are stopped and replaced once the grace period has passed.
+- UNHEALTHY tasks, and tasks failing their target group's health checks, are stopped and
+  replaced once the grace period has passed.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import dataclasses
 import math
 import random
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from miniecs.model import (
@@ -95,13 +97,22 @@ def bounds(desired: int, minimum_pct: int, maximum_pct: int) -> tuple[int, int]:
     return math.ceil(desired * minimum_pct / 100), math.floor(desired * maximum_pct / 100)
 
 
-def is_healthy(task: Task, now: float) -> bool:
-    """ECS's meaning of healthy for minimumHealthyPercent."""
+def is_healthy(task: Task, now: float, target_states: tuple[str, ...] | None = None) -> bool:
+    """ECS's meaning of healthy for minimumHealthyPercent. `target_states`: the task's state
+    in each of its service's target groups, for a service behind a load balancer."""
     if task.last_status is not TaskStatus.RUNNING or task.desired_status is not TaskStatus.RUNNING:
         return False
-    if any(c.essential and c.has_health_check for c in task.containers):
-        return task.health_status is HealthStatus.HEALTHY
+    checked = any(c.essential and c.has_health_check for c in task.containers)
+    if checked and task.health_status is not HealthStatus.HEALTHY:
+        return False
+    if target_states is not None:
+        return bool(target_states) and all(s == "healthy" for s in target_states)
+    if checked:
+        return True
     return task.started_at is not None and now - task.started_at >= HEALTHY_AFTER_RUNNING
+
+
+Healthy = Callable[[Task], bool]
 
 
 def _short(task_id: str) -> str:
@@ -201,15 +212,29 @@ def _circuit_breaker(service: Service, now: float) -> Service:
     )
 
 
-def _stop_preference(task: Task, now: float) -> tuple[int, float]:
+def _stop_preference(task: Task, healthy: Healthy) -> tuple[int, float]:
     """Stop tasks that are not running first, then not yet healthy ones, then the newest."""
-    rank = 0 if task.last_status is not TaskStatus.RUNNING else 1 + is_healthy(task, now)
+    rank = 0 if task.last_status is not TaskStatus.RUNNING else 1 + healthy(task)
     return (rank, -(task.started_at or task.created_at))
 
 
-def plan_service(service: Service, tasks: list[Task], now: float) -> ServicePlan:
-    """The next step for one service; `tasks` are all its tasks the store still has."""
+def plan_service(
+    service: Service,
+    tasks: list[Task],
+    now: float,
+    target_states: Mapping[str, tuple[str, ...]] | None = None,
+    failing_elb: Mapping[str, str] | None = None,
+) -> ServicePlan:
+    """The next step for one service; `tasks` are all its tasks the store still has.
+    For a service behind load balancers, `target_states` maps task ids to their state in
+    each target group and `failing_elb` names the target group a task fails checks in."""
     notes: list[str] = []
+    behind_lb = bool(service.load_balancers) and target_states is not None
+
+    def ok(task: Task) -> bool:
+        states = (target_states or {}).get(task.task_id, ()) if behind_lb else None
+        return is_healthy(task, now, states)
+
     service = _count_failures(service, tasks, now)
     service = _circuit_breaker(service, now)
     primary = service.primary
@@ -223,8 +248,14 @@ def plan_service(service: Service, tasks: list[Task], now: float) -> ServicePlan
             task.started_at is not None
             and now >= task.started_at + service.health_check_grace_period
         )
-        if task.health_status is HealthStatus.UNHEALTHY and grace_over:
-            stops.append(StopOrder(task.task_id, UNHEALTHY_REASON))
+        elb_failed = (failing_elb or {}).get(task.task_id)
+        if grace_over and (task.health_status is HealthStatus.UNHEALTHY or elb_failed):
+            reason = (
+                UNHEALTHY_REASON
+                if task.health_status is HealthStatus.UNHEALTHY
+                else f"Task failed ELB health checks in (target-group {elb_failed})"
+            )
+            stops.append(StopOrder(task.task_id, reason))
             deployment = next((d for d in service.deployments if d.id == task.started_by), None)
             if deployment is not None:
                 service = _replace_deployment(
@@ -239,7 +270,7 @@ def plan_service(service: Service, tasks: list[Task], now: float) -> ServicePlan
     min_healthy, max_tasks = bounds(
         desired, service.minimum_healthy_percent, service.maximum_percent
     )
-    healthy = sum(is_healthy(t, now) for t in wanted)
+    healthy = sum(ok(t) for t in wanted)
 
     start = 0
     can_launch = primary.rollout_state is not RolloutState.FAILED
@@ -255,17 +286,17 @@ def plan_service(service: Service, tasks: list[Task], now: float) -> ServicePlan
             notes.append(f"no room to start: {len(live)} tasks, maximumPercent allows {max_tasks}")
 
     if len(current) > desired:
-        excess = sorted(current, key=lambda t: _stop_preference(t, now))[: len(current) - desired]
+        excess = sorted(current, key=lambda t: _stop_preference(t, ok))[: len(current) - desired]
         for task in excess:
             stops.append(
                 StopOrder(task.task_id, f"Scaling activity initiated by (deployment {primary.id})")
             )
-            healthy -= is_healthy(task, now)
+            healthy -= ok(task)
 
     # Old tasks that have not started yet go freely; a RUNNING one goes only while the healthy
     # count stays at or above the floor, so capacity is never given up for a task not yet proven.
     budget = healthy - min_healthy
-    for task in sorted(old, key=lambda t: _stop_preference(t, now)):
+    for task in sorted(old, key=lambda t: _stop_preference(t, ok)):
         if task.last_status is TaskStatus.RUNNING:
             if budget <= 0:
                 notes.append(
@@ -278,20 +309,20 @@ def plan_service(service: Service, tasks: list[Task], now: float) -> ServicePlan
             StopOrder(task.task_id, f"Scaling activity initiated by (deployment {primary.id})")
         )
 
-    service = _settle_deployments(service, tasks, live, stops, start, desired, now)
-    service = _blocked(service, wanted, start, stops, now)
+    service = _settle_deployments(service, live, stops, start, desired, now, ok)
+    service = _blocked(service, wanted, start, stops, now, ok)
     service = _steady(service, live, stops, start, desired, now)
     return ServicePlan(service=service, start=start, stop=tuple(stops), notes=tuple(notes))
 
 
 def _settle_deployments(
     service: Service,
-    tasks: list[Task],
     live: list[Task],
     stops: list[StopOrder],
     start: int,
     desired: int,
     now: float,
+    healthy: Healthy,
 ) -> Service:
     primary = service.primary
     live_by_deployment = {t.started_by for t in live}
@@ -310,7 +341,7 @@ def _settle_deployments(
         and t.last_status is TaskStatus.RUNNING
         and t.desired_status is TaskStatus.RUNNING
         and t.task_id not in stopping
-        and is_healthy(t, now)
+        and healthy(t)
     ]
     done = (
         primary.rollout_state is RolloutState.IN_PROGRESS
@@ -343,12 +374,17 @@ def _settle_deployments(
 
 
 def _blocked(
-    service: Service, wanted: list[Task], start: int, stops: list[StopOrder], now: float
+    service: Service,
+    wanted: list[Task],
+    start: int,
+    stops: list[StopOrder],
+    now: float,
+    healthy: Healthy,
 ) -> Service:
     """ECS's message when the deployment bounds allow neither a start nor a stop."""
     primary = service.primary
     in_progress = any(t.started_by != primary.id for t in wanted)
-    waiting = any(not is_healthy(t, now) for t in wanted)
+    waiting = any(not healthy(t) for t in wanted)
     if in_progress and not start and not stops and not waiting:
         if service.blocked_event_at is None:
             service = add_event(

@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 
 from miniecs.clock import Clock
 from miniecs.config import TaskSettings
@@ -50,7 +51,11 @@ class TaskController:
         settings: TaskSettings,
         instance: str,
         host_cpus: int,
+        stop_hold: Callable[[Task], bool] = lambda _task: False,
     ) -> None:
+        """`stop_hold(task)`: True while a task that must stop is still registered with a
+        load balancer; its containers keep running (DEACTIVATING) until it is drained."""
+        self.stop_hold = stop_hold
         self.store = store
         self.runtime = runtime
         self.clock = clock
@@ -116,7 +121,8 @@ class TaskController:
         if task is None:
             return
         td = self._task_definition(task)
-        step = plan_task(task, td, observed, now)
+        hold = task.desired_status is TaskStatus.STOPPED and self.stop_hold(task)
+        step = plan_task(task, td, observed, now, hold=hold)
         if step.task != task:
             self.store.update_task(task_id, lambda _: step.task)
         if step.action is not None:

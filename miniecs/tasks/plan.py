@@ -170,9 +170,15 @@ def _dependencies_met(
 
 
 def plan_task(
-    task: Task, td: TaskDefinition, observed: dict[str, ContainerObservation], now: float
+    task: Task,
+    td: TaskDefinition,
+    observed: dict[str, ContainerObservation],
+    now: float,
+    hold: bool = False,
 ) -> TaskStep:
-    """The next step for one task. `observed` maps ECS container names to observations."""
+    """The next step for one task. `observed` maps ECS container names to observations.
+    `hold`: the task is still registered with a load balancer (draining); a running task
+    that must stop waits in DEACTIVATING until it is deregistered, as ECS does."""
     if task.last_status is TaskStatus.STOPPED:
         if observed:
             return TaskStep(task, Action(ActionKind.TEARDOWN, reason="stray containers"))
@@ -192,6 +198,12 @@ def plan_task(
                 break
 
     if task.desired_status is TaskStatus.STOPPED:
+        if (
+            hold
+            and any(o.running for o in observed.values())
+            and task.last_status.rank >= TaskStatus.RUNNING.rank
+        ):
+            return TaskStep(advance(task, TaskStatus.DEACTIVATING, now))
         if observed:
             task = advance(task, TaskStatus.STOPPING, now)
             return TaskStep(task, Action(ActionKind.TEARDOWN, reason=task.stopped_reason or ""))

@@ -1,0 +1,132 @@
+"""A service behind target groups: registration, health gating, draining before stop."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from miniecs.model import TaskStatus
+from miniecs.scheduler.loop import ServiceScheduler
+from miniecs.scheduler.targets import holds
+from miniecs.tasks.controller import TaskController
+from tests.component.conftest import Harness
+from tests.component.test_services import describe, messages, running, service
+
+TG = "arn:aws:elasticloadbalancing:us-east-1:000000000000:targetgroup/web/0123456789abcdef"
+
+
+class FakeTargetGroups:
+    """Target groups as the load balancer keeps them: register → initial, the test says
+    when checks pass or fail, deregister → draining until the test finishes the drain."""
+
+    def __init__(self) -> None:
+        self.targets: dict[tuple[str, str, int], str] = {}
+
+    def register_targets(self, tg_arn: str, targets: list[tuple[str, int]]) -> None:
+        for ip, port in targets:
+            self.targets.setdefault((tg_arn, ip, port), "initial")
+
+    def deregister_targets(self, tg_arn: str, targets: list[tuple[str, int]]) -> None:
+        for ip, port in targets:
+            if (tg_arn, ip, port) in self.targets:
+                self.targets[(tg_arn, ip, port)] = "draining"
+
+    def target_health(
+        self, tg_arn: str, ip: str, port: int
+    ) -> tuple[str, str | None, str | None] | None:
+        state = self.targets.get((tg_arn, ip, port))
+        return None if state is None else (state, None, None)
+
+    def set_all(self, old: str, new: str) -> None:
+        for key, state in self.targets.items():
+            if state == old:
+                self.targets[key] = new
+
+    def finish_draining(self) -> None:
+        self.targets = {k: s for k, s in self.targets.items() if s != "draining"}
+
+
+@pytest.fixture
+async def lb_harness(harness: Harness) -> AsyncIterator[tuple[Harness, FakeTargetGroups]]:
+    tgs = FakeTargetGroups()
+    h = harness
+    h.scheduler = ServiceScheduler(h.store, h.clock, load_balancing=tgs)
+
+    def hold(task: object) -> bool:
+        from miniecs.model import Task
+
+        assert isinstance(task, Task)
+        svc = h.store.get_service(task.cluster, task.service or "")
+        return svc is not None and holds(task, svc.load_balancers, tgs)
+
+    h.controller = TaskController(
+        h.store, h.runtime, h.clock, h.controller.settings, "inst01", host_cpus=2, stop_hold=hold
+    )
+    yield h, tgs
+    await h.controller.drain(1)
+
+
+LB = {"loadBalancers": [{"targetGroupArn": TG, "containerName": "web", "containerPort": 8080}]}
+
+
+async def test_running_tasks_are_registered_and_healthy_only_when_the_group_says_so(
+    lb_harness: tuple[Harness, FakeTargetGroups],
+) -> None:
+    h, tgs = lb_harness
+    service(h, 2, **LB)
+    await h.settle()
+    tasks = running(h)
+    assert len(tasks) == 2
+    assert {(TG, t.private_ip, 8080) for t in tasks} == set(tgs.targets)
+    assert f"(service web) registered 2 targets in (target-group {TG})" in messages(h)
+    # 40 s after RUNNING is not enough behind a load balancer: the group must say healthy.
+    h.clock.advance(60)
+    await h.settle()
+    assert describe(h)["deployments"][0]["rolloutState"] == "IN_PROGRESS"
+    tgs.set_all("initial", "healthy")
+    await h.settle()
+    assert describe(h)["deployments"][0]["rolloutState"] == "COMPLETED"
+
+
+async def test_a_task_chosen_to_stop_drains_before_its_containers_stop(
+    lb_harness: tuple[Harness, FakeTargetGroups],
+) -> None:
+    h, tgs = lb_harness
+    service(h, 2, **LB)
+    await h.settle()
+    tgs.set_all("initial", "healthy")
+    await h.settle()
+    h.ecs.update_service({"cluster": "c1", "service": "web", "desiredCount": 1})
+    await h.settle()
+    leaving = [t for t in h.store.list_tasks(cluster="c1") if t.desired_status.name == "STOPPED"]
+    assert len(leaving) == 1
+    assert leaving[0].last_status is TaskStatus.DEACTIVATING
+    assert any(c.running for c in h.runtime.containers.values() if c.task_id == leaving[0].task_id)
+    assert "(service web) has begun draining connections on 1 tasks." in messages(h)
+    tgs.finish_draining()
+    await h.settle()
+    gone = h.store.get_task(leaving[0].task_id)
+    assert gone is not None and gone.last_status is TaskStatus.STOPPED
+    assert f"(service web) deregistered 1 targets in (target-group {TG})" in messages(h)
+
+
+async def test_a_task_failing_elb_checks_is_replaced_after_the_grace_period(
+    lb_harness: tuple[Harness, FakeTargetGroups],
+) -> None:
+    h, tgs = lb_harness
+    service(h, 1, healthCheckGracePeriodSeconds=30, **LB)
+    await h.settle()
+    first = running(h)[0]
+    tgs.set_all("initial", "unhealthy")
+    await h.settle()
+    assert running(h)[0].task_id == first.task_id  # still in its grace period
+    h.clock.advance(31)
+    await h.settle()
+    stopped = h.store.get_task(first.task_id)
+    assert stopped is not None
+    assert stopped.stopped_reason == f"Task failed ELB health checks in (target-group {TG})"
+    tgs.finish_draining()
+    await h.settle()
+    assert [t.task_id for t in running(h)] != [first.task_id]
+    assert len(running(h)) == 1
