@@ -4,6 +4,7 @@ DeleteService. They write the service's desired state; the scheduler does the re
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 from miniecs.clock import Clock
@@ -21,6 +22,7 @@ from miniecs.store import Store
 from .protocols import paginate
 
 MAX_DESCRIBE = 10
+MAX_TARGET_GROUPS = 5
 
 
 def missing(region: str, kind: str, cluster: str, ref: str) -> dict[str, str]:
@@ -39,6 +41,9 @@ class ServiceOperations:
     store: Store
     clock: Clock
     region: str
+    target_group_attached: Callable[[str], bool] | None = None
+    """Set by the engine once load balancing exists: whether a target group ARN is in use by a
+    load balancer (ECS refuses a service whose target group has none)."""
 
     def cluster(self, ref: str | None) -> Cluster:
         raise NotImplementedError
@@ -67,6 +72,44 @@ class ServiceOperations:
             "circuit_breaker": bool(enable),
             "rollback": bool(rollback),
         }
+
+    def _load_balancers(
+        self, req: dict[str, Any], td: TaskDefinition
+    ) -> tuple[dict[str, Any], ...]:
+        bindings = list(req.get("loadBalancers") or ())
+        if len(bindings) > MAX_TARGET_GROUPS:
+            raise InvalidParameterException(
+                f"A service can use at most {MAX_TARGET_GROUPS} target groups."
+            )
+        for binding in bindings:
+            if binding.get("loadBalancerName") and not binding.get("targetGroupArn"):
+                raise InvalidParameterException(
+                    "miniecs emulates Application Load Balancers: give a targetGroupArn."
+                )
+            name, port, tg = (
+                binding.get("containerName"),
+                binding.get("containerPort"),
+                binding.get("targetGroupArn"),
+            )
+            if not name:
+                raise InvalidParameterException("Container Name can not be blank.")
+            try:
+                container = td.container(name)
+            except KeyError:
+                raise InvalidParameterException(
+                    f"The container {name} does not exist in the task definition."
+                ) from None
+            ports = {pm.get("containerPort") for pm in container.get("portMappings") or ()}
+            if port is None or port not in ports:
+                raise InvalidParameterException(
+                    f"The container {name} did not have a container port {port} defined."
+                )
+            if tg and self.target_group_attached is not None and not self.target_group_attached(tg):
+                raise InvalidParameterException(
+                    f"The target group with targetGroupArn {tg} does not have an associated "
+                    "load balancer."
+                )
+        return tuple(bindings)
 
     def _desired(self, value: Any) -> int:
         if value < 0:
@@ -102,6 +145,7 @@ class ServiceOperations:
         if existing is not None and existing.status != "INACTIVE":
             raise InvalidParameterException("Creation of service was not idempotent.")
         cfg = self._deployment_config(req, None)
+        load_balancers = self._load_balancers(req, td)
         grace = int(req.get("healthCheckGracePeriodSeconds") or 0)
         now = self.clock.now()
         deployment = new_deployment(td.arn, now, cfg["circuit_breaker"], cfg["rollback"])
@@ -115,7 +159,7 @@ class ServiceOperations:
             deployments=(deployment,),
             health_check_grace_period=grace,
             network_configuration=req.get("networkConfiguration"),
-            load_balancers=tuple(req.get("loadBalancers") or ()),
+            load_balancers=load_balancers,
             launch_type=req.get("launchType") or "FARGATE",
             platform_version=req.get("platformVersion") or "LATEST",
             **cfg,
@@ -145,6 +189,8 @@ class ServiceOperations:
             if td.status != "ACTIVE":
                 raise ClientException("TaskDefinition is inactive")
             td_arn = td.arn
+        if req.get("loadBalancers") is not None:
+            changes["load_balancers"] = self._load_balancers(req, self.task_definition(td_arn))
         new = dataclasses.replace(service, **changes)
         if td_arn != service.task_definition or req.get("forceNewDeployment"):
             now = self.clock.now()

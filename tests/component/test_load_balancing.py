@@ -67,7 +67,7 @@ async def lb_harness(harness: Harness) -> AsyncIterator[tuple[Harness, FakeTarge
     await h.controller.drain(1)
 
 
-LB = {"loadBalancers": [{"targetGroupArn": TG, "containerName": "web", "containerPort": 8080}]}
+LB = {"loadBalancers": [{"targetGroupArn": TG, "containerName": "app", "containerPort": 8080}]}
 
 
 async def test_running_tasks_are_registered_and_healthy_only_when_the_group_says_so(
@@ -130,3 +130,39 @@ async def test_a_task_failing_elb_checks_is_replaced_after_the_grace_period(
     await h.settle()
     assert [t.task_id for t in running(h)] != [first.task_id]
     assert len(running(h)) == 1
+
+
+@pytest.mark.parametrize(
+    ("binding", "message"),
+    [
+        (
+            {"targetGroupArn": TG, "containerName": "nope", "containerPort": 8080},
+            "The container nope does not exist in the task definition.",
+        ),
+        (
+            {"targetGroupArn": TG, "containerName": "app", "containerPort": 9999},
+            "The container app did not have a container port 9999 defined.",
+        ),
+        ({"targetGroupArn": TG, "containerPort": 8080}, "Container Name can not be blank."),
+    ],
+)
+async def test_bad_load_balancer_bindings_are_refused_and_change_nothing(
+    harness: Harness, binding: dict[str, object], message: str
+) -> None:
+    from miniecs.errors import AwsError
+
+    with pytest.raises(AwsError) as err:
+        service(harness, 1, loadBalancers=[binding])
+    assert (err.value.code, err.value.message) == ("InvalidParameterException", message)
+    assert harness.store.list_services() == []
+
+
+async def test_a_target_group_without_a_load_balancer_is_refused(harness: Harness) -> None:
+    from miniecs.errors import AwsError
+
+    harness.ecs.target_group_attached = lambda arn: False
+    with pytest.raises(AwsError) as err:
+        service(harness, 1, **LB)
+    assert err.value.message == (
+        f"The target group with targetGroupArn {TG} does not have an associated load balancer."
+    )
