@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
+import os
+import socket
 from pathlib import Path
 from typing import Annotated
 
@@ -12,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.logging import RichHandler
 
-from miniecs.config import ServerSettings, Settings, TaskSettings
+from miniecs.config import MetricsSettings, ServerSettings, Settings, TaskSettings
 
 app = typer.Typer(
     help="miniecs: Amazon ECS on Fargate, emulated on a local Docker engine.",
@@ -34,6 +37,15 @@ def _logging(verbose: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def _cannot_listen(host: str, port: int) -> str | None:
+    """Why the endpoint could not bind (host, port), e.g. a port in use; None when it can."""
+    try:
+        socket.create_server((host, port)).close()
+    except OSError as exc:
+        return os.strerror(exc.errno) if exc.errno else str(exc)
+    return None
+
+
 @app.command()
 def server(
     host: Annotated[str, typer.Option(help="Address to bind; loopback by default.")] = "127.0.0.1",
@@ -47,6 +59,16 @@ def server(
     allow_privileged: Annotated[bool, typer.Option(help="Allow privileged tasks.")] = False,
     allow_host_network: Annotated[bool, typer.Option(help="Allow host networking.")] = False,
     allow_host_mounts: Annotated[bool, typer.Option(help="Allow host bind mounts.")] = False,
+    metrics_source: Annotated[
+        str,
+        typer.Option(
+            help="Where container usage is read: auto (the cgroup when the engine is local, "
+            "else the Docker stats API), cgroup, or stats."
+        ),
+    ] = "auto",
+    sample_interval: Annotated[
+        float, typer.Option(help="Real seconds between two samples of every task.")
+    ] = 1.0,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run the AWS endpoint and the controllers in the foreground until Ctrl-C / SIGTERM."""
@@ -61,9 +83,16 @@ def server(
             allow_host_network=allow_host_network,
             allow_host_mounts=allow_host_mounts,
         ),
+        metrics=MetricsSettings(sample_interval=sample_interval, source=metrics_source),
     )
+    if metrics_source not in ("auto", "cgroup", "stats"):
+        console.print(f"[red]--metrics-source must be auto, cgroup or stats, not {metrics_source}")
+        raise typer.Exit(2)
     if state_dir is not None:
         settings = dataclasses.replace(settings, state_dir=state_dir)
+    if (problem := _cannot_listen(host, port)) is not None:
+        console.print(f"[red]cannot listen on {host}:{port}:[/] {problem}; pick another --port")
+        raise typer.Exit(1)
     console.print(
         f"[bold]miniecs[/] on http://{host}:{port}  state: {settings.state_dir}  "
         f"clock x{clock_speed:g}"
@@ -77,19 +106,135 @@ def demo(
         float, typer.Option(help="Control-plane time runs this many times faster.")
     ] = 10.0,
     load_seconds: Annotated[float, typer.Option(help="Length of each load phase.")] = 5.0,
+    report_dir: Annotated[
+        Path, typer.Option(help="Where the report (HTML, PNG charts, raw data) is written.")
+    ] = Path("miniecs-report"),
 ) -> None:
     """Reproduce the ECS study end to end: tasks, scaling without a load balancer, dynamic
     IPs, scale to zero. Everything it creates is removed at the end, also on Ctrl-C."""
     from miniecs.demo import DemoError, run_demo
 
     try:
-        run_demo(console=Console(), clock_speed=clock_speed, load_seconds=load_seconds)
+        run_demo(
+            console=Console(),
+            clock_speed=clock_speed,
+            load_seconds=load_seconds,
+            report_dir=report_dir,
+        )
     except DemoError as exc:
         console.print(f"[red]demo stopped:[/] {exc}")
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         console.print("[yellow]interrupted; everything the demo created was removed[/]")
         raise typer.Exit(130) from None
+
+
+@app.command()
+def load(
+    to_task: Annotated[
+        str | None, typer.Option(help="Direct: pin every connection to this task (id or ARN).")
+    ] = None,
+    url: Annotated[
+        str | None, typer.Option(help="Via a load balancer: http://<lb-dns>:<port>/path.")
+    ] = None,
+    cluster: Annotated[str, typer.Option(help="Cluster of a --to-task given by id.")] = "default",
+    path: Annotated[str, typer.Option(help="Request path for --to-task.")] = "/work",
+    duration: Annotated[float, typer.Option(min=0.1, max=3600, help="Seconds, at most.")] = 10.0,
+    requests: Annotated[int | None, typer.Option(min=1, help="Requests, at most.")] = None,
+    rate: Annotated[
+        float | None, typer.Option(min=0.001, help="Open loop: requests/s in total.")
+    ] = None,
+    connections: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=4096,
+            help="Kept-alive connections (closed loop: each sends as soon as it has its answer).",
+        ),
+    ] = 4,
+    work_ms: Annotated[
+        float | None, typer.Option(min=0, max=10000, help="CPU ms per request (/work?ms=).")
+    ] = None,
+    endpoint_url: Annotated[str, typer.Option(help="The miniecs endpoint.")] = (
+        f"http://127.0.0.1:{ServerSettings().port}"
+    ),
+    network: Annotated[
+        str | None,
+        typer.Option(
+            help="Docker network of the load container (default: the task's network, or "
+            "the host's for --url)."
+        ),
+    ] = None,
+    output: Annotated[str, typer.Option(help="table or json.")] = "table",
+) -> None:
+    """Send bounded HTTP load to one task directly or through a load balancer listener, from a
+    container of the workload image; report requests per task, statuses and latency."""
+    from miniecs import loadgen
+
+    if output not in ("table", "json"):
+        console.print("[red]--output must be table or json[/]")
+        raise typer.Exit(2)
+    spec = loadgen.LoadSpec(duration, requests, rate, connections, work_ms)
+    try:
+        with console.status("load: starting") as status:
+            report = loadgen.load_command(
+                spec, to_task, url, cluster, path, endpoint_url, network, status.update
+            )
+    except loadgen.LoadError as exc:
+        console.print(f"[red]load failed:[/] {exc}")
+        raise typer.Exit(1) from None
+    if output == "json":
+        print(json.dumps(report))
+    else:
+        for table in loadgen.report_tables(report):
+            Console().print(table)
+
+
+@app.command()
+def top(
+    endpoint_url: Annotated[
+        str, typer.Option(help="The miniecs endpoint to read.")
+    ] = "http://127.0.0.1:4566",
+    once: Annotated[bool, typer.Option(help="Print the view once and exit.")] = False,
+    output: Annotated[str, typer.Option(help="With --once: json or table.")] = "table",
+) -> None:
+    """A live view of clusters, services and tasks: each service's desired/running counts and
+    average CPU and memory next to every task's own, refreshed every second."""
+    from miniecs import top as live_top
+
+    if output not in ("json", "table"):
+        console.print(f"[red]--output must be json or table, not {output}[/]")
+        raise typer.Exit(2)
+    try:
+        live_top.run(endpoint_url, Console(), once=once, output=output)
+    except live_top.TopError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+
+
+@app.command()
+def why(
+    service: Annotated[str, typer.Argument(help="<cluster>/<service>")],
+    endpoint_url: Annotated[
+        str, typer.Option(help="The miniecs endpoint to read.")
+    ] = "http://127.0.0.1:4566",
+    output: Annotated[str, typer.Option(help="text or json.")] = "text",
+    limit: Annotated[int, typer.Option(help="How many recent evaluations.")] = 10,
+) -> None:
+    """Why the service did or did not scale: the autoscaler's recent evaluations with their
+    datapoints, alarm states, cooldowns, bounds and formula."""
+    from miniecs import why as explain
+
+    if output not in ("json", "text"):
+        console.print(f"[red]--output must be json or text, not {output}[/]")
+        raise typer.Exit(2)
+    try:
+        print(explain.run(endpoint_url, service, output, limit))
+    except explain.WhyError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from None
 
 
 @images_app.command("build")

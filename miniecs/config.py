@@ -43,6 +43,19 @@ class TaskSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class MetricsSettings:
+    sample_interval: float = 1.0
+    """Real seconds between two samples of every running task's containers."""
+    window: float = 120.0
+    """Real seconds of raw samples kept in memory per container."""
+    publish_period: float = 20.0
+    """Control-plane seconds between two published datapoints (ECS's high resolution)."""
+    source: str = "auto"
+    """Where container usage is read: `auto` (the cgroup when the engine is local and the
+    cgroup visible, else the Docker stats API), `cgroup`, or `stats`."""
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     state_dir: Path = field(
         default_factory=lambda: Path(_env("MINIECS_STATE_DIR", str(Path.home() / ".miniecs")))
@@ -52,3 +65,4 @@ class Settings:
     """Control-plane time runs this many times faster than the wall clock."""
     server: ServerSettings = field(default_factory=ServerSettings)
     tasks: TaskSettings = field(default_factory=TaskSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)

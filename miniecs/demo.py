@@ -11,7 +11,6 @@ creates carries its instance label and is removed at the end, also on Ctrl-C.
 from __future__ import annotations
 
 import contextlib
-import json
 import tempfile
 import time
 from collections.abc import Iterator
@@ -24,9 +23,10 @@ import docker
 from rich.console import Console
 from rich.table import Table
 
-from miniecs import images
+from miniecs import images, loadgen
 from miniecs.config import ServerSettings, Settings
 from miniecs.engine import Engine, EngineThread
+from miniecs.report import Observation, Recorder, TaskSample
 from miniecs.runtime.docker import network_name
 
 DEMO_LABEL = "miniecs.demo"
@@ -67,14 +67,23 @@ def _short(arn: str) -> str:
 
 
 class Demo:
-    def __init__(self, console: Console, clock_speed: float, load_seconds: float) -> None:
+    def __init__(
+        self,
+        console: Console,
+        clock_speed: float,
+        load_seconds: float,
+        report_dir: Path | None = None,
+    ) -> None:
         self.console = console
+        self.report_dir = report_dir
         self.clock_speed = clock_speed
         self.load_seconds = load_seconds
         self.results: list[PhaseResult] = []
         self.docker = docker.from_env()
         self.ecs: Any = None
+        self.engine: Engine | None = None
         self.instance = ""
+        self.recorder = Recorder("miniecs demo: ECS scales tasks, not workload", clock_speed)
 
     # plumbing -----------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -86,11 +95,15 @@ class Demo:
                 server=ServerSettings(port=0),
             )
             engine = Engine(settings)
+            self.engine = engine
             self.instance = engine.instance
             thread = EngineThread(engine)
             try:
                 endpoint = thread.start()
-                self.console.print(f"control plane: {endpoint} (clock x{self.clock_speed:g})")
+                self.console.print(
+                    f"control plane: {endpoint} (clock x{self.clock_speed:g}, "
+                    f"instance {self.instance})"
+                )
                 self.ecs = boto3.client(
                     "ecs",
                     endpoint_url=endpoint,
@@ -127,6 +140,45 @@ class Demo:
         details = {d["name"]: d["value"] for d in task["attachments"][0]["details"]}
         return str(details.get("privateIPv4Address", "?"))
 
+    def observe(self) -> Observation | None:
+        """The service now, for the report: counts, each running task's IP and usage (the
+        sampler's latest), and the service CPU by AWS/ECS's formula (used / reserved)."""
+        found = self.ecs.describe_services(cluster=CLUSTER, services=[SERVICE])["services"]
+        if not found or self.engine is None:
+            return None
+        service = found[0]
+        usage = {
+            u.task_id: u
+            for u in self.engine.sampler.latest()
+            if u.cluster == CLUSTER and u.service == SERVICE
+        }
+        tasks: dict[str, TaskSample] = {}
+        for task in self.tasks():
+            task_id = task["taskArn"].rsplit("/", 1)[-1]
+            u = usage.get(task_id)
+            tasks[task_id] = TaskSample(
+                round(u.cpu_percent, 1) if u else None,
+                round(u.memory_percent, 1) if u else None,
+                self.ip_of(task),
+            )
+        used = [usage[t] for t in tasks if t in usage]
+        reserved = sum(u.cpu_reserved for u in used)
+        average = round(100 * sum(u.cpu_units for u in used) / reserved, 1) if reserved else None
+        return Observation(service["desiredCount"], service["runningCount"], average, tasks)
+
+    @contextlib.contextmanager
+    def phase(self, name: str, title: str, observations: list[str]) -> Iterator[None]:
+        """Record a phase, sampling the service every second while it runs."""
+        with (
+            self.recorder.phase(name, title, observations),
+            self.recorder.sampling(self.observe, interval=1.0),
+        ):
+            yield
+
+    def set_desired(self, count: int, cause: str) -> None:
+        self.ecs.update_service(cluster=CLUSTER, service=SERVICE, desiredCount=count)
+        self.recorder.activity(f"Setting desired count to {count}.", cause)
+
     def wait_stable(self) -> None:
         self.ecs.get_waiter("services_stable").wait(
             cluster=CLUSTER, services=[SERVICE], WaiterConfig={"Delay": 1, "MaxAttempts": 120}
@@ -134,35 +186,26 @@ class Demo:
 
     def load(self, urls: list[str], connections: int, ms: int) -> dict[str, Any]:
         """Run the bounded load generator in a container on the cluster's network."""
-        command = [
-            "python3",
-            "/app/load.py",
-            *urls,
-            "--duration",
-            str(self.load_seconds),
-            "--connections",
-            str(connections),
-            "--ms",
-            str(ms),
-            "--json",
-        ]
-        with self.console.status(
+        target = loadgen.Target(urls, network_name(CLUSTER, self.instance), "direct")
+        spec = loadgen.LoadSpec(duration=self.load_seconds, connections=connections, work_ms=ms)
+        message = (
             f"load: {connections} kept-alive connections to {', '.join(urls)} "
             f"for {self.load_seconds:g} s"
-        ):
-            container = self.docker.containers.run(
-                images.WORKLOAD_IMAGE,
-                command,
-                network=network_name(CLUSTER, self.instance),
-                labels={DEMO_LABEL: self.instance, "miniecs.role": "load"},
-                detach=True,
-            )
+        )
+        started = self.recorder.now()
+        with self.console.status(message) as status:
             try:
-                container.wait(timeout=self.load_seconds + 60)
-                output = container.logs(stdout=True, stderr=False)
-            finally:
-                container.remove(force=True)
-        return dict(json.loads(output))
+                report = loadgen.run_load(
+                    self.docker,
+                    target,
+                    spec,
+                    labels={DEMO_LABEL: self.instance},
+                    on_progress=lambda line: status.update(f"{message}\n  {line}"),
+                )
+            except loadgen.LoadError as exc:
+                raise DemoError(str(exc)) from None
+        self.recorder.load(report, "direct", started)
+        return report
 
     def task_table(self, title: str, per_task: dict[str, int] | None = None) -> Table:
         """The service's running tasks; with `per_task`, the requests each one served."""
@@ -218,7 +261,9 @@ class Demo:
             f"A client caches task {_short(first['taskArn'])}'s IP and keeps its connections "
             "open, as a client without a load balancer does."
         )
-        self.ecs.update_service(cluster=CLUSTER, service=SERVICE, desiredCount=3)
+        self.set_desired(
+            3, "UpdateService by the demo: the decision target tracking took in the study"
+        )
         started = time.monotonic()
         self.wait_stable()
         self.console.print(
@@ -280,7 +325,7 @@ class Demo:
     def phase_zero(self) -> None:
         self.console.rule("[bold]4. Desired count 0 keeps everything but the tasks (O12)")
         arns = [t["taskArn"] for t in self.tasks()]
-        self.ecs.update_service(cluster=CLUSTER, service=SERVICE, desiredCount=0)
+        self.set_desired(0, "UpdateService by the demo: scale to zero")
         self.wait_stable()
         self.ecs.get_waiter("tasks_stopped").wait(
             cluster=CLUSTER, tasks=arns, WaiterConfig={"Delay": 1, "MaxAttempts": 120}
@@ -293,32 +338,49 @@ class Demo:
             f"{service['desiredCount']}, running {service['runningCount']}, task definition "
             f"{service['taskDefinition'].rsplit('/', 1)[-1]}; running containers: {containers}."
         )
-        self.ecs.update_service(cluster=CLUSTER, service=SERVICE, desiredCount=1)
+        self.set_desired(1, "UpdateService by the demo: back from zero")
         started = time.monotonic()
         self.wait_stable()
         self.console.print(f"desiredCount=1 again: back in {time.monotonic() - started:.1f} s.")
         self.results.append(PhaseResult("desired 0, then 1", 1, note="nothing lost"))
 
     def summary(self) -> Table:
+        """Per phase: tasks, service average CPU, per-task CPU spread, requests per task."""
         table = Table(title="summary")
-        for column in ("phase", "tasks", "requests per task", "note"):
-            table.add_column(column)
-        for r in self.results:
-            values = sorted(r.requests.values(), reverse=True)
-            values += [0] * (r.tasks - len(values)) if values else []
-            counts = " / ".join(str(v) for v in values)
-            table.add_row(r.phase, str(r.tasks), counts or "-", r.note)
+        columns = ("phase", "tasks", "service avg CPU", "per-task CPU", "requests per task")
+        for column in (*columns, "note"):
+            table.add_column(column, justify="left" if column in ("phase", "note") else "right")
+        notes = {r.phase: r.note for r in self.results}
+        for row in self.recorder.data.summary():
+            spread = (
+                "-"
+                if row.task_cpu_min is None or row.task_cpu_max is None
+                else f"{row.task_cpu_min:.0f}-{row.task_cpu_max:.0f} %"
+            )
+            table.add_row(
+                row.title,
+                row.tasks_text,
+                "-" if row.service_cpu_avg is None else f"{row.service_cpu_avg:.0f} %",
+                spread,
+                " / ".join(str(n) for _, n in row.requests_per_task) or "-",
+                notes.get(row.title, ""),
+            )
         return table
 
     def run(self) -> None:
         with self.console.status("building images (offline)"):
             images.build_all(self.docker, console=self.console)
         with self.control_plane():
-            self.phase_model()
-            self.phase_pinned()
-            self.phase_spread_by_hand()
-            self.phase_replacement()
-            self.phase_zero()
+            with self.phase("model", "1 task, no load", ["O1", "O2", "O11"]):
+                self.phase_model()
+            with self.phase("pinned", "scaled to 3, pinned client", ["O3", "O4", "O5"]):
+                self.phase_pinned()
+            with self.phase("all IPs", "3 tasks, client knows all IPs", ["O8"]):
+                self.phase_spread_by_hand()
+            with self.phase("replaced", "task killed and replaced", ["O10"]):
+                self.phase_replacement()
+            with self.phase("zero", "desired 0, then 1", ["O12"]):
+                self.phase_zero()
             events = self.ecs.describe_services(cluster=CLUSTER, services=[SERVICE])["services"][0][
                 "events"
             ]
@@ -326,15 +388,24 @@ class Demo:
             for e in events[:8]:
                 self.console.print(f"  {e['message']}")
             self.console.print(self.summary())
+        if self.report_dir is not None:
+            page = self.recorder.render(self.report_dir)
+            self.console.print(f"report: {page} (charts and raw data beside it)")
 
 
 def _per_task(report: dict[str, Any]) -> dict[str, int]:
     return {str(k): int(v) for k, v in (report.get("tasks") or {}).items()}
 
 
-def run_demo(console: Console, clock_speed: float = 10.0, load_seconds: float = 5.0) -> None:
+def run_demo(
+    console: Console,
+    clock_speed: float = 10.0,
+    load_seconds: float = 5.0,
+    report_dir: Path | None = None,
+) -> None:
+    """Run the demo; with `report_dir`, write the report (HTML, charts, raw data) there."""
     try:
         docker.from_env().ping()
     except Exception as exc:
         raise DemoError(f"no Docker engine answers ({exc}); start Docker and try again") from None
-    Demo(console, clock_speed, load_seconds).run()
+    Demo(console, clock_speed, load_seconds, report_dir).run()

@@ -13,17 +13,34 @@ import signal
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import uvicorn
 
+from miniecs.alb.controller import AlbController
+from miniecs.alb.store import AlbStore
+from miniecs.autoscaler.loop import AutoScaler
+from miniecs.autoscaler.store import ScalingStore
 from miniecs.aws.app import LOOPBACK_NAMES, create_app
+from miniecs.aws.autoscaling import AutoScalingApi, ScalingAlarms
+from miniecs.aws.autoscaling import input_error as autoscaling_input_error
+from miniecs.aws.cloudwatch import CloudWatchApi
+from miniecs.aws.cloudwatch import input_error as cloudwatch_input_error
 from miniecs.aws.ecs import EcsApi
-from miniecs.aws.protocols import JsonService
+from miniecs.aws.elbv2 import Elbv2Api
+from miniecs.aws.protocols import JsonService, RpcV2CborService
+from miniecs.aws.query import QueryService
 from miniecs.clock import Clock, SystemClock
 from miniecs.config import Settings
+from miniecs.metrics.publish import Publisher
+from miniecs.metrics.sampler import Sampler
+from miniecs.metrics.store import MetricStore
+from miniecs.metrics.view import UsageView, usage_view
+from miniecs.model import Task
 from miniecs.runtime.base import Runtime
 from miniecs.runtime.docker import DockerRuntime
 from miniecs.scheduler.loop import ServiceScheduler
+from miniecs.scheduler.targets import holds
 from miniecs.store import Store
 from miniecs.tasks.controller import TaskController
 
@@ -53,12 +70,14 @@ class Engine:
 
     def __post_init__(self) -> None:
         self.store = Store(self.settings.state_dir / "miniecs.db")
+        self.metrics = MetricStore(self.settings.state_dir / "metrics.db")
+        """CloudWatch series (AWS/ECS, ECS/ContainerInsights, AWS/ApplicationELB, custom)."""
         instance = self.store.instance_id()
         if self.clock is None:
             anchor = self.store.get_meta("clock")
             self.clock = SystemClock(self.settings.clock_speed, float(anchor) if anchor else None)
         if self.runtime is None:
-            self.runtime = DockerRuntime(instance)
+            self.runtime = DockerRuntime(instance, usage_source=self.settings.metrics.source)
         self.instance = instance
         self.controller = TaskController(
             self.store,
@@ -71,8 +90,69 @@ class Engine:
         self.scheduler = ServiceScheduler(
             self.store, self.clock, engine_available=lambda: self.controller.engine_available
         )
+        self.sampler = Sampler(
+            self.store,
+            self.runtime,
+            self.clock,
+            self.settings.metrics,
+            Publisher(self.store, self.metrics, self.settings.metrics.publish_period),
+        )
+        """Per-task usage (`sampler.latest()`) and the AWS/ECS, ECS/ContainerInsights series."""
         self.ecs = EcsApi(self.store, self.clock, self.settings, self._cluster_deleted)
-        self.services = [JsonService("ecs", self.ecs, strict=self.strict_responses)]
+        self.services: list[JsonService | QueryService] = [
+            JsonService("ecs", self.ecs, strict=self.strict_responses)
+        ]
+        self.alb_store = AlbStore(self.settings.state_dir / "alb.db")
+        self.alb = AlbController(self.alb_store, self.runtime, self.clock, self.metrics, instance)
+        """Load balancers' data-plane containers and the target API (register/deregister)."""
+        self.scheduler.load_balancing = self.alb
+        self.controller.stop_hold = self._held_by_load_balancer
+        self.ecs.target_group_attached = self._target_group_attached
+        self.services.append(
+            QueryService(
+                "elbv2",
+                Elbv2Api(self.alb_store, self.alb, self.clock, self.settings.server.region),
+                strict=self.strict_responses,
+            )
+        )
+        self.scaling = ScalingStore(self.settings.state_dir / "autoscaling.db")
+        self.autoscaler = AutoScaler(
+            self.store,
+            self.scaling,
+            self.metrics,
+            self.clock,
+            # a period's datapoint is written at the first sample after it ends
+            settle=2 * self.settings.metrics.sample_interval * self.clock.speed,
+        )
+        """Application Auto Scaling: alarms, decisions, desired counts (`why` reads history)."""
+        region = self.settings.server.region
+        self.services.append(
+            JsonService(
+                "application-autoscaling",
+                AutoScalingApi(self.store, self.scaling, self.autoscaler, self.clock, region),
+                strict=self.strict_responses,
+                input_error=autoscaling_input_error,
+            )
+        )
+        self.cloudwatch = CloudWatchApi(
+            self.metrics, self.clock, alarms=ScalingAlarms(self.scaling, self.clock, region)
+        )
+        self.services.append(
+            RpcV2CborService(
+                "cloudwatch",
+                self.cloudwatch,
+                strict=self.strict_responses,
+                input_error=cloudwatch_input_error,
+            )
+        )
+        self.services.append(
+            QueryService(
+                "cloudwatch",
+                self.cloudwatch,
+                strict=self.strict_responses,
+                validation_code="InvalidParameterValue",
+            )
+        )
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -86,6 +166,30 @@ class Engine:
         while True:
             self.store.set_meta("clock", repr(self.clock.now()))
             await asyncio.sleep(1.0)
+
+    def _held_by_load_balancer(self, task: Task) -> bool:
+        """A service's task that must stop waits (DEACTIVATING) while its target drains."""
+        if task.service is None:
+            return False
+        service = self.store.get_service(task.cluster, task.service)
+        return service is not None and holds(task, service.load_balancers, self.alb)
+
+    def _target_group_attached(self, arn: str) -> bool:
+        info = self.alb.target_group(arn)
+        return info is not None and bool(info.load_balancer_arns)
+
+    def usage_view(self) -> UsageView:
+        """Clusters, services and tasks with the sampler's latest usage (`top`, `/metrics`)."""
+        assert self.clock is not None
+        sampler = getattr(self, "sampler", None)
+        usages = sampler.latest() if sampler is not None else []
+        return usage_view(self.store, usages, self.clock.now())
+
+    def scaling_history(self, resource_id: str) -> list[dict[str, Any]] | None:
+        """The autoscaler's recent evaluations of a target (None if none is registered)."""
+        if self.scaling.get_target(resource_id) is None:
+            return None
+        return self.autoscaler.why(resource_id)
 
     def _allowed_hosts(self) -> frozenset[str] | None:
         host = self.settings.server.host
@@ -106,7 +210,12 @@ class Engine:
                 self._loop.add_signal_handler(sig, self._stop.set)
         server = _Server(
             uvicorn.Config(
-                create_app(self.services, self._allowed_hosts()),
+                create_app(
+                    self.services,
+                    self._allowed_hosts(),
+                    usage=self.usage_view,
+                    scaling=self.scaling_history,
+                ),
                 host=self.settings.server.host,
                 port=self.settings.server.port,
                 log_level="warning",
@@ -118,6 +227,9 @@ class Engine:
         loops = [
             asyncio.create_task(self.controller.run(), name="task-controller"),
             asyncio.create_task(self.scheduler.run(), name="service-scheduler"),
+            asyncio.create_task(self.alb.run(), name="alb-controller"),
+            asyncio.create_task(self.sampler.run(), name="metrics-sampler"),
+            asyncio.create_task(self.autoscaler.run(), name="autoscaler"),
             asyncio.create_task(self._persist_clock(), name="clock"),
         ]
         while not server.started and not serving.done():  # noqa: ASYNC110 (uvicorn has no event)
@@ -141,6 +253,9 @@ class Engine:
         if isinstance(self.runtime, DockerRuntime):
             self.runtime.close()
         self.store.close()
+        self.alb_store.close()
+        self.metrics.close()
+        self.scaling.close()
         log.info("stopped")
 
 

@@ -9,8 +9,14 @@ AwsError(code, message, status)             any error returned on the wire
 ├── ServiceNotFoundException
 ├── ServiceNotActiveException
 ├── ResourceNotFoundException
+├── ValidationException                     Application Auto Scaling: request refused
+├── ObjectNotFoundException                 Application Auto Scaling: no such object
 ├── SerializationException                  malformed request body
 ├── UnknownOperationException               X-Amz-Target names no operation
+├── InvalidParameterValue                   CloudWatch: a parameter's value is invalid
+├── InvalidParameterCombination             CloudWatch: parameters that do not go together
+├── MissingParameter                        CloudWatch: a required parameter is absent
+├── ValidationError                         CloudWatch GetMetricData: a malformed query
 └── ServerException                         a fault on our side (HTTP 500)
 RuntimeUnavailable                          the container engine did not answer (not wire-facing)
 """
@@ -80,6 +86,34 @@ class SerializationException(AwsError):
 
 class UnknownOperationException(AwsError):
     code = "UnknownOperationException"
+
+
+class InvalidParameterValue(AwsError):
+    code = "InvalidParameterValue"
+
+
+class InvalidParameterCombination(AwsError):
+    code = "InvalidParameterCombination"
+
+
+class MissingParameter(AwsError):
+    code = "MissingParameter"
+
+
+class ValidationError(AwsError):
+    code = "ValidationError"
+
+
+class ValidationException(AwsError):
+    """Application Auto Scaling: a request it refuses."""
+
+    code = "ValidationException"
+
+
+class ObjectNotFoundException(AwsError):
+    """Application Auto Scaling: no such scalable target, policy or scheduled action."""
+
+    code = "ObjectNotFoundException"
 
 
 class ServerException(AwsError):

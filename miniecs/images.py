@@ -2,7 +2,7 @@
 
 There is no registry: the base image (Debian bookworm with python3) is made on this host with
 ``debootstrap`` and ``docker import``, or adopted from a Python image already present, and the
-derived images (the sample workload; later the ALB proxy) are ``docker build``-s on top of it
+derived images (the sample workload, the ALB data plane) are ``docker build``-s on top of it
 from a few listed files, with nothing downloaded during a build. Every image is labelled
 ``miniecs.image=<short name>`` and ``miniecs.content-hash=<hash of its inputs>``, so a build is
 skipped while its inputs are unchanged. The CLI (``miniecs images build``) and the integration
@@ -22,9 +22,11 @@ import logging
 import os
 import shutil
 import subprocess
+import sys
 import tarfile
 import tempfile
 import time
+import zipfile
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -40,6 +42,11 @@ log = logging.getLogger(__name__)
 
 BASE_IMAGE = "miniecs/base:bookworm"
 WORKLOAD_IMAGE = "miniecs/workload:latest"
+ALB_IMAGE = "miniecs/alb:latest"
+ALB_PYTHON = (3, 11)
+"""Python of the base image (Debian bookworm): the ALB's C extensions are built for it."""
+ALB_PACKAGES = ("uvloop", "httptools")
+"""Third-party packages of the ALB data plane, copied into its image as files."""
 IMAGE_LABEL = "miniecs.image"
 HASH_LABEL = "miniecs.content-hash"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
@@ -133,7 +140,85 @@ def image_specs() -> list[ImageSpec]:
             context=workload_dir(),
             files=("app.py", "load.py"),
         ),
+        alb_spec(),
     ]
+
+
+# --- the ALB data plane's build context -------------------------------------------------------
+
+
+def alb_spec() -> ImageSpec:
+    """The ALB image: ``miniecs/alb/dataplane`` as package ``albdp`` plus uvloop and httptools.
+
+    The context is assembled in a temporary directory from files only (no pip in the image, no
+    download during the build): the packages come from this interpreter when it is CPython
+    3.11 on Linux (the dev environment has them), else from cp311 manylinux wheels fetched once
+    into ``~/.cache/miniecs/wheels`` with ``pip download``. Shared objects are stripped.
+    """
+    source = Path(__file__).resolve().parent / "alb"
+    root = Path(tempfile.gettempdir()) / f"miniecs-alb-context-{os.getuid()}"
+    shutil.rmtree(root, ignore_errors=True)
+    (root / "opt" / "albdp").mkdir(parents=True)
+    shutil.copyfile(source / "Dockerfile", root / "Dockerfile")
+    for module in sorted((source / "dataplane").glob("*.py")):
+        shutil.copyfile(module, root / "opt" / "albdp" / module.name)
+    strip = shutil.which("strip")
+    for package in _alb_packages():
+        for path in sorted(package.rglob("*")):
+            if "__pycache__" in path.parts or path.suffix not in (".py", ".so"):
+                continue
+            dest = root / "opt" / package.name / path.relative_to(package)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, dest)
+            if dest.suffix == ".so" and strip:
+                subprocess.run([strip, "--strip-unneeded", str(dest)], check=False)
+    files = tuple(
+        str(path.relative_to(root)) for path in sorted((root / "opt").rglob("*")) if path.is_file()
+    )
+    return ImageSpec(name="alb", tag=ALB_IMAGE, context=root, files=files)
+
+
+def _alb_packages() -> list[Path]:
+    if sys.version_info[:2] == ALB_PYTHON and sys.platform == "linux":
+        found = [_package_dir(name) for name in ALB_PACKAGES]
+        if all(path is not None for path in found):
+            return [path for path in found if path is not None]
+    return _downloaded_packages()
+
+
+def _package_dir(name: str) -> Path | None:
+    spec = importlib.util.find_spec(name)
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    return Path(locations[0]) if locations else None
+
+
+def _downloaded_packages() -> list[Path]:
+    """uvloop and httptools unpacked from cp311 manylinux wheels, downloaded once."""
+    version = "".join(map(str, ALB_PYTHON))
+    cache = Path.home() / ".cache" / "miniecs" / "wheels"
+    site = cache / f"cp{version}-{os.uname().machine}"
+    if not all((site / name).is_dir() for name in ALB_PACKAGES):
+        machine = os.uname().machine
+        platforms = [f"manylinux{tag}_{machine}" for tag in ("_2_28", "_2_17", "2014", "_2_5")]
+        cmd = [
+            sys.executable, "-m", "pip", "download", "--only-binary=:all:", "--no-deps",
+            "--python-version", ".".join(map(str, ALB_PYTHON)), "--implementation", "cp",
+            "--abi", f"cp{version}", *(f"--platform={p}" for p in platforms),
+            "-d", str(cache), *ALB_PACKAGES,
+        ]  # fmt: skip
+        result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise ImageBuildError(
+                f"alb: cannot get cp{version} wheels of {', '.join(ALB_PACKAGES)}: "
+                f"{result.stderr.strip()[-500:]}"
+            )
+        for name in ALB_PACKAGES:
+            wheels = sorted(cache.glob(f"{name}-*-cp{version}-*.whl"))
+            if not wheels:
+                raise ImageBuildError(f"alb: no cp{version} wheel of {name} in {cache}")
+            with zipfile.ZipFile(wheels[-1]) as wheel:
+                wheel.extractall(site)
+    return [site / name for name in ALB_PACKAGES]
 
 
 def build_all(

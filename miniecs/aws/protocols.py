@@ -3,7 +3,9 @@
 Requests are checked against the operation's input shape (the same validator boto3 runs on the
 client side) and responses are encoded by walking the output shape, so every response has the
 members, types and timestamp format that boto3 and the aws CLI expect. Errors are encoded as
-AWS encodes them for the protocol (`__type` and `message` for AWS JSON).
+AWS encodes them for the protocol (`__type` and `message` for AWS JSON and Smithy RPC v2 CBOR,
+plus `x-amzn-query-error` for services that moved from the query protocol). `JsonService` speaks
+AWS JSON 1.0/1.1; `RpcV2CborService` adds Smithy RPC v2 CBOR (CloudWatch).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from functools import cache
 from typing import Any, TypeVar
 
 import botocore.session
+import cbor2
 from botocore.model import ServiceModel, Shape
 from botocore.validate import ParamValidator
 
@@ -87,12 +90,17 @@ def encode(shape: Shape, value: Any, strict: bool, path: str = "") -> Any:
     return value
 
 
-def validate_input(shape: Shape | None, params: dict[str, Any]) -> None:
+def validate_input(
+    shape: Shape | None,
+    params: dict[str, Any],
+    error: Callable[[str], AwsError] = InvalidParameterException,
+) -> None:
+    """Raise `error(report)` when `params` do not fit `shape` (botocore's own validator)."""
     if shape is None:
         return
     report = ParamValidator().validate(params, shape)
     if report.has_errors():
-        raise InvalidParameterException(report.generate_report().replace("\n", " ").strip())
+        raise error(report.generate_report().replace("\n", " ").strip())
 
 
 def paginate(
@@ -128,7 +136,15 @@ class JsonService:
     """An AWS JSON 1.0/1.1 service: `X-Amz-Target: <prefix>.<Operation>` dispatched to
     `handlers.<operation_in_snake_case>(request) -> response dict`."""
 
-    def __init__(self, name: str, handlers: object, strict: bool = False) -> None:
+    def __init__(
+        self,
+        name: str,
+        handlers: object,
+        strict: bool = False,
+        input_error: Callable[[str], AwsError] = InvalidParameterException,
+    ) -> None:
+        """`input_error`: the error a request that does not fit the input shape gets."""
+        self.input_error = input_error
         self.model = service_model(name)
         self.target_prefix = str(self.model.metadata["targetPrefix"])
         self.content_type = f"application/x-amz-json-{self.model.metadata['jsonVersion']}"
@@ -146,32 +162,48 @@ class JsonService:
         )
 
     def error(self, exc: AwsError) -> WireResponse:
-        return self._respond(exc.status, {"__type": exc.code, "message": exc.message})
+        error_type, headers = self.error_type(exc)
+        wire = self._respond(exc.status, {"__type": error_type, "message": exc.message})
+        wire.headers.update(headers)
+        return wire
+
+    def error_type(self, exc: AwsError) -> tuple[str, dict[str, str]]:
+        """The `__type` of `exc` on the wire, and extra headers. A service that moved from the
+        query protocol (`awsQueryCompatible`, e.g. CloudWatch) sends the modelled error's shape
+        name and the query error code in `x-amzn-query-error`, from which botocore restores
+        the code its exception classes match (`InvalidParameterValue`)."""
+        if not self.model.is_query_compatible:
+            return exc.code, {}
+        shapes = {str(s.error_code): s.name for s in self.model.error_shapes}
+        fault = "Receiver" if exc.status >= 500 else "Sender"
+        return shapes.get(exc.code, exc.code), {"x-amzn-query-error": f"{exc.code};{fault}"}
+
+    async def invoke(self, operation: str, request: Any) -> dict[str, Any]:
+        """Check `request` against the operation's input shape, run the handler, and return
+        its result in the JSON form of the output shape (AwsError for the client's faults)."""
+        if operation not in self.model.operation_names:
+            raise UnknownOperationException(f"Operation {operation} is not known.")
+        handler = getattr(self.handlers, _snake(operation), None)
+        if handler is None:
+            raise UnknownOperationException(f"Operation {operation} is not supported by miniecs.")
+        if not isinstance(request, dict):
+            raise SerializationException("Request body must be an object.")
+        op_model = self.model.operation_model(operation)
+        validate_input(op_model.input_shape, request, self.input_error)
+        result = handler(request)
+        if inspect.isawaitable(result):
+            result = await result
+        output = op_model.output_shape
+        return encode(output, result, self.strict) if output is not None else {}
 
     async def handle(self, target: str, body: bytes) -> WireResponse:
         operation = target.partition(".")[2]
         try:
-            if operation not in self.model.operation_names:
-                raise UnknownOperationException(f"Operation {operation} is not known.")
-            handler = getattr(self.handlers, _snake(operation), None)
-            if handler is None:
-                raise UnknownOperationException(
-                    f"Operation {operation} is not supported by miniecs."
-                )
             try:
                 request = json.loads(body or b"{}")
             except ValueError:
                 raise SerializationException("Malformed JSON in request body.") from None
-            if not isinstance(request, dict):
-                raise SerializationException("Request body must be a JSON object.")
-            op_model = self.model.operation_model(operation)
-            validate_input(op_model.input_shape, request)
-            result = handler(request)
-            if inspect.isawaitable(result):
-                result = await result
-            output = op_model.output_shape
-            payload = encode(output, result, self.strict) if output is not None else {}
-            return self._respond(200, payload)
+            return self._respond(200, await self.invoke(operation, request))
         except AwsError as exc:
             return self.error(exc)
         except ShapeError:
@@ -180,3 +212,71 @@ class JsonService:
         except Exception as exc:
             log.exception("%s failed", operation)
             return self.error(ServerException(f"Internal error: {exc}"))
+
+
+def _cbor_form(shape: Shape, value: Any) -> Any:
+    """A JSON-form value of `shape` (as `encode` returns it) in CBOR form: timestamps become
+    tag 1 (epoch seconds) and blobs raw bytes, as Smithy RPC v2 CBOR sends them."""
+    kind = shape.type_name
+    if kind == "structure":
+        return {k: _cbor_form(shape.members[k], v) for k, v in value.items()}
+    if kind == "list":
+        return [_cbor_form(shape.member, v) for v in value]
+    if kind == "map":
+        return {k: _cbor_form(shape.value, v) for k, v in value.items()}
+    if kind == "timestamp":
+        return cbor2.CBORTag(1, value)
+    if kind == "blob" and isinstance(value, str):
+        return base64.b64decode(value)
+    return value
+
+
+def _plain(value: Any) -> Any:
+    """A decoded CBOR request with tag-1 timestamps as epoch seconds, as JSON requests carry
+    them, so handlers see one form whatever the protocol."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dt.datetime):
+        return value.timestamp()
+    return value
+
+
+class RpcV2CborService(JsonService):
+    """A service that speaks Smithy RPC v2 CBOR (what current boto3 picks for CloudWatch:
+    `POST /service/<targetPrefix>/operation/<Operation>`, header `smithy-protocol:
+    rpc-v2-cbor`, CBOR bodies) and AWS JSON 1.0 (`X-Amz-Target`, inherited)."""
+
+    CBOR_HEADERS = {"Content-Type": "application/cbor", "smithy-protocol": "rpc-v2-cbor"}
+
+    def _cbor(
+        self, status: int, payload: Any, headers: dict[str, str] | None = None
+    ) -> WireResponse:
+        return WireResponse(
+            status,
+            cbor2.dumps(payload),
+            {**self.CBOR_HEADERS, "x-amzn-RequestId": str(uuid.uuid4()), **(headers or {})},
+        )
+
+    def cbor_error(self, exc: AwsError) -> WireResponse:
+        error_type, headers = self.error_type(exc)
+        return self._cbor(exc.status, {"__type": error_type, "message": exc.message}, headers)
+
+    async def handle_cbor(self, operation: str, body: bytes) -> WireResponse:
+        try:
+            try:
+                request = _plain(cbor2.loads(body)) if body else {}
+            except (cbor2.CBORDecodeError, ValueError):
+                raise SerializationException("Malformed CBOR in request body.") from None
+            payload = await self.invoke(operation, request)
+            output = self.model.operation_model(operation).output_shape
+            return self._cbor(200, _cbor_form(output, payload) if output is not None else {})
+        except AwsError as exc:
+            return self.cbor_error(exc)
+        except ShapeError:
+            log.exception("response does not fit the model")
+            raise
+        except Exception as exc:
+            log.exception("%s failed", operation)
+            return self.cbor_error(ServerException(f"Internal error: {exc}"))

@@ -8,6 +8,7 @@ other's containers.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -16,6 +17,8 @@ LABEL_INSTANCE = "miniecs.instance"
 LABEL_CLUSTER = "miniecs.cluster"
 LABEL_TASK = "miniecs.task"
 LABEL_CONTAINER = "miniecs.container"
+LABEL_LOAD_BALANCER = "miniecs.load-balancer"
+"""On an ALB data-plane container: the load balancer's ARN."""
 PAUSE_CONTAINER = "~pause"
 """ECS name of the container that holds a multi-container task's network namespace."""
 
@@ -99,10 +102,70 @@ class ContainerObservation:
 
 
 @dataclass(frozen=True, slots=True)
+class ProxySpec:
+    """The container of one load balancer's data plane (built by `alb/controller.py`)."""
+
+    docker_name: str
+    image: str
+    labels: dict[str, str]
+    command: list[str]
+    files: dict[str, bytes] = field(default_factory=dict)
+    """Files written into the container before it starts (path: content)."""
+    host_network: bool = True
+    """Share the engine host's network; otherwise attach to the instance's task networks and
+    publish `ports` on `publish_address` of the engine host."""
+    ports: tuple[int, ...] = ()
+    publish_address: str = "127.0.0.1"
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyObservation:
+    docker_name: str
+    state: str
+    labels: dict[str, str]
+
+    @property
+    def running(self) -> bool:
+        return self.state == "running"
+
+
+@dataclass(frozen=True, slots=True)
 class ExitDetails:
     exit_code: int | None
     oom_killed: bool = False
     error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RawUsage:
+    """One reading of a container's cumulative counters, as the engine (or its cgroup) gives
+    them; `miniecs.metrics.math` turns two readings into CPU units and rates."""
+
+    read_ns: int
+    """When the counters were read: a monotonic nanosecond clock of the source."""
+    cpu_ns: int
+    """CPU time the container used since it started."""
+    memory_bytes: int
+    """Memory usage, page cache included (cgroup `memory.usage_in_bytes` / `memory.current`)."""
+    inactive_file_bytes: int = 0
+    """Inactive page cache (`total_inactive_file` on cgroup v1, `inactive_file` on v2)."""
+    system_ns: int | None = None
+    """The host's cumulative CPU time (stats API `system_cpu_usage`); None from the cgroup."""
+    online_cpus: int = 1
+    rx_bytes: int = 0
+    tx_bytes: int = 0
+    read_bytes: int = 0
+    write_bytes: int = 0
+    source: str = "stats"
+    """Where the reading came from: `cgroup` or `stats`."""
+
+
+def inactive_file(stat: Mapping[str, int]) -> int:
+    """The page cache docker's CLI subtracts from memory usage: `total_inactive_file` on
+    cgroup v1 when present, else `inactive_file` (v2)."""
+    if "total_inactive_file" in stat:
+        return int(stat["total_inactive_file"])
+    return int(stat.get("inactive_file", 0))
 
 
 class Runtime(Protocol):
@@ -136,4 +199,32 @@ class Runtime(Protocol):
 
     async def remove_container(self, docker_name: str) -> None:
         """Remove (forcefully); no error if it is already gone."""
+        ...
+
+    async def container_usage(self, runtime_ids: Sequence[str]) -> dict[str, RawUsage]:
+        """The latest counters of many running containers at once, by runtime id; a container
+        the engine cannot report (gone, not started yet) is left out."""
+        ...
+
+    async def host_network_usable(self) -> bool:
+        """True when the engine runs on this Linux host, so a container on the host network
+        binds ports this machine reaches and routes to task IPs (not Docker Desktop/remote)."""
+        ...
+
+    async def run_proxy(self, spec: ProxySpec) -> str:
+        """Create the container, write `spec.files` into it, start it; returns its id."""
+        ...
+
+    async def list_proxies(self) -> list[ProxyObservation]:
+        """Every load-balancer container of this instance, in any state."""
+        ...
+
+    async def put_file(self, docker_name: str, path: str, data: bytes) -> None:
+        """Write `data` to `path` inside the container (its directory is created); raises
+        ContainerCreateError when the container is gone."""
+        ...
+
+    async def read_file(self, docker_name: str, path: str) -> bytes | None:
+        """The content of `path` inside the container; None when the file or container is
+        missing."""
         ...

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import ipaddress
 import itertools
 import random
 import re
+import tarfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -28,6 +30,7 @@ from miniecs.runtime.base import (
     LABEL_CLUSTER,
     LABEL_CONTAINER,
     LABEL_INSTANCE,
+    LABEL_LOAD_BALANCER,
     LABEL_MANAGED,
     LABEL_TASK,
     ContainerCreateError,
@@ -35,7 +38,11 @@ from miniecs.runtime.base import (
     ContainerSpec,
     ExitDetails,
     ImageUnavailable,
+    ProxyObservation,
+    ProxySpec,
+    RawUsage,
 )
+from miniecs.runtime.usage import UsageReader
 
 T = TypeVar("T")
 _EXITED = re.compile(r"Exited \((-?\d+)\)")
@@ -50,9 +57,17 @@ def network_name(cluster: str, instance: str) -> str:
 class DockerRuntime:
     """Tasks as containers on one Docker engine (local socket, DOCKER_HOST, or remote)."""
 
-    def __init__(self, instance: str, client: docker.DockerClient | None = None) -> None:
+    def __init__(
+        self,
+        instance: str,
+        client: docker.DockerClient | None = None,
+        usage_source: str = "auto",
+    ) -> None:
         self.instance = instance
         self._client = client
+        self.usage_source = usage_source
+        """Where container usage is read: `auto`, `cgroup` or `stats` (see runtime.usage)."""
+        self._usage: UsageReader | None = None
         self._pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="docker")
         self._network_locks: dict[str, asyncio.Lock] = {}
         self._address_lock = threading.Lock()
@@ -83,6 +98,8 @@ class DockerRuntime:
             raise RuntimeUnavailable(f"Docker engine not reachable: {exc}") from exc
 
     def close(self) -> None:
+        if self._usage is not None:
+            self._usage.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
         if self._client is not None:
             self._client.close()
@@ -290,6 +307,16 @@ class DockerRuntime:
 
         return await self._call(inspect)
 
+    @property
+    def usage(self) -> UsageReader:
+        if self._usage is None:
+            local = str(self.api.base_url).startswith("http+docker://localhost")
+            self._usage = UsageReader(self.api, self.usage_source, local=local)
+        return self._usage
+
+    async def container_usage(self, runtime_ids: Sequence[str]) -> dict[str, RawUsage]:
+        return await self._call(self.usage.read, list(runtime_ids))
+
     async def remove_container(self, docker_name: str) -> None:
         def remove() -> None:
             try:
@@ -301,6 +328,109 @@ class DockerRuntime:
                     raise
 
         await self._call(remove)
+
+    async def host_network_usable(self) -> bool:
+        def probe() -> bool:
+            info = self.api.info()
+            system = str(info.get("OperatingSystem") or "")
+            if info.get("OSType") != "linux" or "Docker Desktop" in system:
+                return False
+            url = str(self.api.base_url)
+            return url.startswith("http+docker://") or any(
+                host in url for host in ("://localhost", "://127.0.0.1", "://[::1]")
+            )
+
+        return await self._call(probe)
+
+    async def run_proxy(self, spec: ProxySpec) -> str:
+        def run() -> str:
+            api = self.api
+            ports = None if spec.host_network else list(spec.ports)
+            host_config = api.create_host_config(
+                network_mode="host" if spec.host_network else "bridge",
+                port_bindings=None
+                if spec.host_network
+                else {p: (spec.publish_address, p) for p in spec.ports},
+                init=True,
+            )
+            try:
+                created = api.create_container(
+                    image=spec.image,
+                    name=spec.docker_name,
+                    command=spec.command,
+                    labels=spec.labels,
+                    ports=ports,
+                    host_config=host_config,
+                    stop_signal="SIGTERM",
+                )
+            except docker.errors.ImageNotFound as exc:
+                raise ImageUnavailable(f"{spec.image}: not found: {exc.explanation}") from None
+            except docker.errors.APIError as exc:
+                raise ContainerCreateError(f"{exc.explanation or exc}") from None
+            if not spec.host_network:
+                for net in api.networks(filters={"label": [f"{LABEL_INSTANCE}={self.instance}"]}):
+                    with contextlib.suppress(docker.errors.APIError):
+                        api.connect_container_to_network(created["Id"], net["Id"])
+            try:
+                for path, data in spec.files.items():
+                    api.put_archive(created["Id"], "/", _tar(path, data))
+                api.start(created["Id"])
+            except docker.errors.APIError as exc:
+                with contextlib.suppress(docker.errors.APIError):
+                    api.remove_container(created["Id"], force=True)
+                raise ContainerCreateError(f"{exc.explanation or exc}") from None
+            return str(created["Id"])
+
+        return await self._call(run)
+
+    async def list_proxies(self) -> list[ProxyObservation]:
+        rows = await self._call(
+            lambda **kw: self.api.containers(**kw),
+            all=True,
+            filters={"label": [f"{LABEL_INSTANCE}={self.instance}", LABEL_LOAD_BALANCER]},
+        )
+        return [
+            ProxyObservation(
+                docker_name=(row.get("Names") or ["/"])[0].lstrip("/"),
+                state=row.get("State") or "unknown",
+                labels=dict(row.get("Labels") or {}),
+            )
+            for row in rows
+        ]
+
+    async def put_file(self, docker_name: str, path: str, data: bytes) -> None:
+        def put() -> None:
+            try:
+                self.api.put_archive(docker_name, "/", _tar(path, data))
+            except docker.errors.APIError as exc:
+                raise ContainerCreateError(f"{exc.explanation or exc}") from None
+
+        await self._call(put)
+
+    async def read_file(self, docker_name: str, path: str) -> bytes | None:
+        def read() -> bytes | None:
+            try:
+                stream, _ = self.api.get_archive(docker_name, path)
+            except docker.errors.NotFound:
+                return None
+            with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
+                member = archive.next()
+                extracted = archive.extractfile(member) if member is not None else None
+                return extracted.read() if extracted is not None else None
+
+        return await self._call(read)
+
+
+def _tar(path: str, data: bytes) -> bytes:
+    """A tar holding `data` at `path` (relative to /), for put_archive at the root."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        info = tarfile.TarInfo(path.lstrip("/"))
+        info.size = len(data)
+        info.mode = 0o644
+        info.mtime = int(time.time())
+        archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
 
 
 def _observation(row: dict[str, Any]) -> ContainerObservation:

@@ -1,0 +1,5 @@
+"""``python3 -m albdp --config ... --state ...``."""
+
+from .main import main
+
+main()

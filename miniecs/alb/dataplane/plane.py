@@ -1,0 +1,72 @@
+"""The data plane's shared run-time state: target groups, limits, counters, open connections.
+
+One :class:`Plane` per process. :mod:`.main` replaces its parts when a config is applied;
+:mod:`.proxy` and :mod:`.upstream` read them on the hot path (attribute reads only), and
+:mod:`.state` reports them. ``now`` is a coarse monotonic clock refreshed by the sweeper, good
+enough for timeouts measured in seconds and free to read per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING
+
+from .config import Limits
+from .targets import TargetGroup
+
+if TYPE_CHECKING:
+    from .proxy import ClientConnection
+
+# Reasons a client connection stops reading (a bit set).
+PAUSE_PIPELINE, PAUSE_UPSTREAM, PAUSE_BUFFER = 1, 2, 4
+
+
+class LoadBalancerCounters:
+    """Cumulative counts of what the load balancer itself answered."""
+
+    __slots__ = ("elb_4xx", "elb_5xx", "elb_502", "elb_503", "elb_504", "rejected", "requests")
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.elb_4xx = 0
+        self.elb_5xx = 0
+        self.elb_502 = 0
+        self.elb_503 = 0
+        self.elb_504 = 0
+        self.rejected = 0
+        """Requests refused as malformed or over a limit (400, 408, 413, 431, 505)."""
+
+    def count_elb(self, status: int) -> None:
+        if 400 <= status < 500:
+            self.elb_4xx += 1
+        elif status >= 500:
+            self.elb_5xx += 1
+            if status == 502:
+                self.elb_502 += 1
+            elif status == 503:
+                self.elb_503 += 1
+            elif status == 504:
+                self.elb_504 += 1
+
+    def as_dict(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+class Plane:
+    """Everything the connections of one data-plane process share."""
+
+    def __init__(self, limits: Limits | None = None, idle_timeout: float = 60.0) -> None:
+        self.groups: dict[str, TargetGroup] = {}
+        self.limits = limits or Limits()
+        self.idle_timeout = idle_timeout
+        self.speed = 1.0
+        self.counters = LoadBalancerCounters()
+        self.clients: set[ClientConnection] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
+        """Connection attempts in progress (held so they are not garbage-collected)."""
+        self.now = time.monotonic()
+
+    def tick(self) -> float:
+        self.now = time.monotonic()
+        return self.now

@@ -1,0 +1,201 @@
+"""Aggregation of task usage into AWS/ECS and ECS/ContainerInsights datapoints (pure), and the
+writer's periods against an in-memory MetricStore."""
+
+from __future__ import annotations
+
+import pytest
+
+from miniecs.metrics.publish import (
+    AWS_ECS,
+    CONTAINER_INSIGHTS,
+    ClusterView,
+    Point,
+    Publisher,
+    ServiceCounts,
+    aws_ecs_points,
+    insights_points,
+    mean_usage,
+)
+from miniecs.metrics.store import MetricId, MetricStore, Stats, dimensions
+from miniecs.metrics.usage import ContainerUsage, TaskUsage
+from miniecs.model import Cluster
+from miniecs.store import Store
+
+T0 = 1_700_000_040.0  # a multiple of 20 and of 60
+
+
+def task(
+    task_id: str,
+    cpu_units: float,
+    memory_mib: float = 128.0,
+    service: str | None = "web",
+    cluster: str = "c1",
+    timestamp: float = T0,
+    **extra: float,
+) -> TaskUsage:
+    return TaskUsage(
+        task_id=task_id,
+        cluster=cluster,
+        group=f"service:{service}" if service else "family:web",
+        task_definition_family="web",
+        cpu_reserved=256,
+        memory_reserved_mib=512,
+        containers=(ContainerUsage("app", cpu_units, 256, memory_mib, 512, **extra),),
+        timestamp=timestamp,
+    )
+
+
+def by_key(points: list[Point]) -> dict[tuple[str, str, tuple[tuple[str, str], ...]], Stats]:
+    out = {}
+    for metric, _, value, _, resolution in points:
+        assert resolution == 1
+        assert isinstance(value, Stats)
+        out[(metric.namespace, metric.name, metric.dimensions)] = value
+    return out
+
+
+def units(points: list[Point]) -> dict[str, str]:
+    return {metric.name: unit for metric, _, _, unit, _ in points}
+
+
+SERVICE = dimensions({"ClusterName": "c1", "ServiceName": "web"})
+CLUSTER = dimensions({"ClusterName": "c1"})
+
+
+def test_service_utilization_by_aws_formula_with_min_max_over_tasks() -> None:
+    tasks = [task("hot", 256, 512), task("warm", 25.6, 128), task("idle", 0, 0)]
+    points = aws_ecs_points(tasks, T0)
+    got = by_key(points)
+    cpu = got[(AWS_ECS, "CPUUtilization", SERVICE)]
+    assert cpu.sample_count == 3
+    assert cpu.average == pytest.approx(100 * 281.6 / 768)
+    assert (cpu.minimum, cpu.maximum) == (0.0, 100.0)
+    memory = got[(AWS_ECS, "MemoryUtilization", SERVICE)]
+    assert memory.average == pytest.approx(100 * 640 / 1536)
+    assert (memory.minimum, memory.maximum) == (0.0, 100.0)
+    assert units(points) == {"CPUUtilization": "Percent", "MemoryUtilization": "Percent"}
+    assert {p[1] for p in points} == {T0}
+
+
+def test_cluster_datapoint_counts_every_task_and_standalone_tasks_have_no_service_one() -> None:
+    tasks = [task("a", 256), task("b", 0, service=None)]
+    got = by_key(aws_ecs_points(tasks, T0))
+    assert got[(AWS_ECS, "CPUUtilization", CLUSTER)].average == pytest.approx(50.0)
+    assert got[(AWS_ECS, "CPUUtilization", SERVICE)].sample_count == 1
+    assert len(got) == 4
+
+
+def test_no_tasks_no_datapoints() -> None:
+    assert aws_ecs_points([], T0) == []
+
+
+def cluster(insights: str) -> ClusterView:
+    return ClusterView("c1", insights, (ServiceCounts("c1", "web", 3, 1, 4, 2),), 1)
+
+
+def test_container_insights_disabled_publishes_nothing() -> None:
+    assert insights_points([task("a", 10)], cluster("disabled"), T0) == []
+    assert insights_points([], cluster("enabled"), T0) == []
+
+
+def test_container_insights_enabled_service_family_and_cluster_series() -> None:
+    tasks = [task("hot", 256, 300, rx_bytes=100.0), task("idle", 4, 100, read_bytes=4096.0)]
+    points = insights_points(tasks, cluster("enabled"), T0)
+    got = by_key(points)
+    cpu = got[(CONTAINER_INSIGHTS, "CpuUtilized", SERVICE)]
+    assert (cpu.sample_count, cpu.sum, cpu.minimum, cpu.maximum) == (2, 260, 4, 256)
+    family = dimensions({"ClusterName": "c1", "TaskDefinitionFamily": "web"})
+    assert got[(CONTAINER_INSIGHTS, "MemoryUtilized", family)].sum == 400
+    assert got[(CONTAINER_INSIGHTS, "CpuReserved", CLUSTER)].sum == 512
+    assert got[(CONTAINER_INSIGHTS, "NetworkRxBytes", SERVICE)].sum == 100
+    assert got[(CONTAINER_INSIGHTS, "StorageReadBytes", SERVICE)].sum == 4096
+    counts = {
+        name: got[(CONTAINER_INSIGHTS, name, SERVICE)].sum
+        for name in ("RunningTaskCount", "PendingTaskCount", "DesiredTaskCount", "DeploymentCount")
+    }
+    assert counts == {
+        "RunningTaskCount": 3,
+        "PendingTaskCount": 1,
+        "DesiredTaskCount": 4,
+        "DeploymentCount": 2,
+    }
+    assert got[(CONTAINER_INSIGHTS, "ServiceCount", CLUSTER)].sum == 1
+    assert got[(CONTAINER_INSIGHTS, "TaskCount", CLUSTER)].sum == 2
+    assert not any("TaskId" in dict(dims) for _, _, dims in got)
+    assert not any(
+        name.startswith(("Task", "Container")) for _, name, _ in got if name != "TaskCount"
+    )
+    assert units(points)["MemoryUtilized"] == "Megabytes"
+    assert units(points)["CpuUtilized"] == "None"
+    assert units(points)["NetworkRxBytes"] == "Bytes/Second"
+    assert units(points)["StorageReadBytes"] == "Bytes"
+    assert units(points)["RunningTaskCount"] == "Count"
+
+
+def test_container_insights_enhanced_adds_task_and_container_series() -> None:
+    tasks = [task("hot", 256, 256), task("idle", 2.56, 51.2)]
+    points = insights_points(tasks, cluster("enhanced"), T0)
+    got = by_key(points)
+    hot = dimensions({"ClusterName": "c1", "ServiceName": "web", "TaskId": "hot"})
+    idle = dimensions({"ClusterName": "c1", "TaskDefinitionFamily": "web", "TaskId": "idle"})
+    assert got[(CONTAINER_INSIGHTS, "TaskCpuUtilization", hot)].average == 100.0
+    assert got[(CONTAINER_INSIGHTS, "TaskMemoryUtilization", hot)].average == 50.0
+    assert got[(CONTAINER_INSIGHTS, "TaskCpuUtilization", idle)].average == pytest.approx(1.0)
+    container = dimensions(
+        {"ClusterName": "c1", "ServiceName": "web", "TaskId": "hot", "ContainerName": "app"}
+    )
+    assert got[(CONTAINER_INSIGHTS, "ContainerCpuUtilization", container)].average == 100.0
+    assert got[(CONTAINER_INSIGHTS, "ContainerCpuReserved", container)].average == 256
+    assert got[(CONTAINER_INSIGHTS, "ContainerMemoryUtilized", container)].average == 256
+    over_tasks = dimensions({"ClusterName": "c1", "ServiceName": "web", "ContainerName": "app"})
+    spread = got[(CONTAINER_INSIGHTS, "ContainerCpuUtilization", over_tasks)]
+    assert (spread.sample_count, spread.maximum) == (2, 100.0)
+    assert spread.minimum == pytest.approx(1.0)
+    assert units(points)["ContainerCpuUtilization"] == "Percent"
+    assert units(points)["ContainerMemoryReserved"] == "Megabytes"
+    assert units(points)["TaskCpuUtilization"] == "Percent"
+
+
+def test_mean_usage_averages_rates_and_sums_storage_bytes() -> None:
+    samples = [
+        task("a", 100, 100, rx_bytes=10.0, read_bytes=5.0),
+        task("a", 300, 200, rx_bytes=30.0, read_bytes=7.0, timestamp=T0 + 1),
+    ]
+    mean = mean_usage(samples)
+    (c,) = mean.containers
+    assert (c.cpu_units, c.memory_mib, c.rx_bytes, c.read_bytes) == (200, 150, 20, 12)
+    assert mean.timestamp == T0 + 1
+
+
+@pytest.fixture
+def publisher() -> Publisher:
+    store = Store(":memory:")
+    store.put_cluster(Cluster("c1", "us-east-1"))
+    return Publisher(store, MetricStore(None), period=20.0)
+
+
+def test_publisher_writes_each_closed_period_at_its_start(publisher: Publisher) -> None:
+    cpu = MetricId(AWS_ECS, "CPUUtilization", SERVICE)
+    for second in range(60):
+        hot = 256.0 if second < 20 else 0.0  # hot in the first period only
+        now = T0 + second
+        publisher.add([task("hot", hot, timestamp=now), task("idle", 0, timestamp=now)], now)
+    assert publisher.metrics.datapoints(cpu, T0, T0 + 60, 20) == publisher.metrics.datapoints(
+        cpu, T0, T0 + 40, 20
+    )  # the third period is still open
+    publisher.add([], T0 + 60)
+    points = publisher.metrics.datapoints(cpu, T0, T0 + 60, 20)
+    assert [p.timestamp for p in points] == [T0, T0 + 20, T0 + 40]
+    assert points[0].stats.average == 50.0 and points[0].stats.maximum == 100.0
+    assert points[1].stats.average == 0.0
+    (minute,) = publisher.metrics.datapoints(cpu, T0, T0 + 60, 60)
+    assert minute.stats.sample_count == 6  # two tasks in each of three periods
+    assert minute.stats.average == pytest.approx(50.0 / 3)
+    assert (minute.stats.minimum, minute.stats.maximum) == (0.0, 100.0)
+    assert minute.unit == "Percent"
+
+
+def test_publisher_writes_nothing_for_periods_without_tasks(publisher: Publisher) -> None:
+    for second in range(45):
+        assert publisher.add([], T0 + second) == 0
+    assert publisher.metrics.metrics() == []
