@@ -110,8 +110,10 @@ class Recorder:
             self.data.samples.append(sample)
         return sample
 
-    def activity(self, description: str, cause: str) -> ScalingActivity:
-        activity = ScalingActivity(self.now(), description, cause)
+    def activity(self, description: str, cause: str, t: float | None = None) -> ScalingActivity:
+        """Record a scaling activity at `t` (default now), e.g. one DescribeScalingActivities
+        returned, with its Description and Cause."""
+        activity = ScalingActivity(self.now() if t is None else t, description, cause)
         with self._lock:
             self.data.activities.append(activity)
         return activity
