@@ -63,8 +63,8 @@ def engine_pids() -> list[int]:
     return pids
 
 
-def engine_cpu() -> float:
-    return sum(cpu_seconds(pid) for pid in engine_pids())
+def engine_cpu(pids: list[int] | None = None) -> float:
+    return sum(cpu_seconds(pid) for pid in (pids if pids is not None else engine_pids()))
 
 
 def cleanup(client: docker.DockerClient) -> None:
@@ -146,22 +146,32 @@ async def measure(
             if len(sampler.latest()) == len(container_ids):
                 break
             await asyncio.sleep(0.2)
+        pids = engine_pids()
+        measuring = 0.0  # our own CPU spent reading /proc for the engine's figure
+
+        def engine_now() -> float:
+            nonlocal measuring
+            began = time.thread_time()
+            value = engine_cpu(pids)
+            measuring += time.thread_time() - began
+            return value
+
         me = cpu_seconds(os.getpid())
         start = time.monotonic()
         seen: list[float] = []
         engine_per_round: list[float] = []
         rounds = 0
         while time.monotonic() - start < seconds:
-            began, engine = time.monotonic(), engine_cpu()
+            began, engine = time.monotonic(), engine_now()
             await sampler.once()
             rounds += 1
             age = ages(sampler, container_ids)
             if age is not None:
                 seen.append(age)
             await asyncio.sleep(max(0.0, 1.0 - (time.monotonic() - began)))
-            engine_per_round.append((engine_cpu() - engine) / (time.monotonic() - began))
+            engine_per_round.append((engine_now() - engine) / (time.monotonic() - began))
         span = time.monotonic() - start
-        process = (cpu_seconds(os.getpid()) - me) / span
+        process = (cpu_seconds(os.getpid()) - me - measuring) / span
         engine_share = max(0.0, statistics.median(engine_per_round) - idle_engine)
         return {
             "process": process,
@@ -181,10 +191,11 @@ def idle_engine_cpu(seconds: float) -> float:
     """The engine's CPU with nobody sampling: the median of one-second slices, so bursts of
     other work on the host (which only add) move it less than a mean would."""
     slices = []
+    pids = engine_pids()
     for _ in range(max(3, int(seconds))):
-        began, before = time.monotonic(), engine_cpu()
+        began, before = time.monotonic(), engine_cpu(pids)
         time.sleep(1.0)
-        slices.append((engine_cpu() - before) / (time.monotonic() - began))
+        slices.append((engine_cpu(pids) - before) / (time.monotonic() - began))
     return statistics.median(slices)
 
 

@@ -103,21 +103,33 @@ def server(
 @app.command()
 def demo(
     clock_speed: Annotated[
-        float, typer.Option(help="Control-plane time runs this many times faster.")
-    ] = 10.0,
-    load_seconds: Annotated[float, typer.Option(help="Length of each load phase.")] = 5.0,
+        float,
+        typer.Option(
+            help="Control-plane time runs this many times faster: AWS's periods, cooldowns"
+            " and health checks compress together."
+        ),
+    ] = 12.0,
+    aws_timing: Annotated[
+        bool, typer.Option(help="Real AWS timings (clock speed 1): about an hour.")
+    ] = False,
+    load_seconds: Annotated[
+        float | None,
+        typer.Option(help="Length of the pinned load (default: 13 metric periods)."),
+    ] = None,
     report_dir: Annotated[
         Path, typer.Option(help="Where the report (HTML, PNG charts, raw data) is written.")
     ] = Path("miniecs-report"),
 ) -> None:
-    """Reproduce the ECS study end to end: tasks, scaling without a load balancer, dynamic
-    IPs, scale to zero. Everything it creates is removed at the end, also on Ctrl-C."""
+    """Reproduce the ECS study end to end: target tracking on CPU with a client pinned to one
+    task (scale-out stops while that task stays hot), Container Insights, the load balancer
+    that spreads the load, dynamic IPs, scale to zero. Writes a report; everything it creates
+    is removed at the end, also on Ctrl-C."""
     from miniecs.demo import DemoError, run_demo
 
     try:
         run_demo(
             console=Console(),
-            clock_speed=clock_speed,
+            clock_speed=1.0 if aws_timing else clock_speed,
             load_seconds=load_seconds,
             report_dir=report_dir,
         )

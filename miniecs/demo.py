@@ -11,15 +11,18 @@ creates carries its instance label and is removed at the end, also on Ctrl-C.
 from __future__ import annotations
 
 import contextlib
+import socket
 import tempfile
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import boto3
 import docker
+from botocore.exceptions import ClientError
 from rich.console import Console
 from rich.table import Table
 
@@ -29,10 +32,22 @@ from miniecs.engine import Engine, EngineThread
 from miniecs.report import Observation, Recorder, TaskSample
 from miniecs.runtime.docker import network_name
 
+LOAD_RUN_LABEL = "miniecs.demo.load"
 DEMO_LABEL = "miniecs.demo"
 """Labels the demo's own helper containers (the load generator), for cleanup."""
 CLUSTER = "demo"
 SERVICE = "web"
+RESOURCE_ID = f"service/{CLUSTER}/{SERVICE}"
+DIMENSION = "ecs:service:DesiredCount"
+POLICY = "cpu40-target-tracking"
+TARGET_CPU = 40.0
+"""One task near 100 % against 40 % gives ceil(1 x 100 / 40) = 3 tasks, as in the study."""
+MAX_TASKS = 4
+TASK_CPU = 256
+LOAD_RATE = 9.0
+WORK_MS = 25.0
+"""9 requests/s of 25 ms CPU: 90 % of one 0.25 vCPU task, 30 % each when spread over 3."""
+LOAD_CONNECTIONS = 4
 TASK_DEFINITION = {
     "family": "web",
     "requiresCompatibilities": ["FARGATE"],
@@ -51,11 +66,24 @@ TASK_DEFINITION = {
 
 
 @dataclass
-class PhaseResult:
-    phase: str
-    tasks: int
-    requests: dict[str, int] = field(default_factory=dict)
-    note: str = ""
+class LoadRun:
+    """One background run of the load generator."""
+
+    name: str
+    started: float
+    done: threading.Event = field(default_factory=threading.Event)
+    report: dict[str, Any] = field(default_factory=dict)
+    error: BaseException | None = None
+    stop_container: Callable[[], None] = lambda: None
+
+    def stop(self, timeout: float = 60.0) -> dict[str, Any]:
+        """End the run now (SIGTERM: load.py reports what it did) and return its report."""
+        self.stop_container()
+        if not self.done.wait(timeout):
+            raise DemoError(f"the {self.name} load did not stop")
+        if self.error is not None:
+            raise DemoError(f"the {self.name} load failed: {self.error}")
+        return self.report
 
 
 class DemoError(Exception):
@@ -71,18 +99,26 @@ class Demo:
         self,
         console: Console,
         clock_speed: float,
-        load_seconds: float,
+        load_seconds: float | None,
         report_dir: Path | None = None,
     ) -> None:
         self.console = console
         self.report_dir = report_dir
         self.clock_speed = clock_speed
         self.load_seconds = load_seconds
-        self.results: list[PhaseResult] = []
         self.docker = docker.from_env()
+        self.endpoint = ""
         self.ecs: Any = None
+        self.scaling: Any = None
+        self.cloudwatch: Any = None
+        self.elbv2: Any = None
         self.engine: Engine | None = None
         self.instance = ""
+        self.hot_task = ""
+        self.target_group: str | None = None
+        self.seen_activities: set[str] = set()
+        self.pinned = LoadRun("pinned", 0.0)
+        self.via_alb = LoadRun("alb", 0.0)
         self.recorder = Recorder("miniecs demo: ECS scales tasks, not workload", clock_speed)
 
     # plumbing -----------------------------------------------------------------------------
@@ -104,13 +140,11 @@ class Demo:
                     f"control plane: {endpoint} (clock x{self.clock_speed:g}, "
                     f"instance {self.instance})"
                 )
-                self.ecs = boto3.client(
-                    "ecs",
-                    endpoint_url=endpoint,
-                    region_name="us-east-1",
-                    aws_access_key_id="demo",
-                    aws_secret_access_key="demo",
-                )
+                self.endpoint = endpoint
+                self.ecs = self.client("ecs")
+                self.scaling = self.client("application-autoscaling")
+                self.cloudwatch = self.client("cloudwatch")
+                self.elbv2 = self.client("elbv2")
                 yield
             finally:
                 thread.stop()
@@ -184,29 +218,6 @@ class Demo:
             cluster=CLUSTER, services=[SERVICE], WaiterConfig={"Delay": 1, "MaxAttempts": 120}
         )
 
-    def load(self, urls: list[str], connections: int, ms: int) -> dict[str, Any]:
-        """Run the bounded load generator in a container on the cluster's network."""
-        target = loadgen.Target(urls, network_name(CLUSTER, self.instance), "direct")
-        spec = loadgen.LoadSpec(duration=self.load_seconds, connections=connections, work_ms=ms)
-        message = (
-            f"load: {connections} kept-alive connections to {', '.join(urls)} "
-            f"for {self.load_seconds:g} s"
-        )
-        started = self.recorder.now()
-        with self.console.status(message) as status:
-            try:
-                report = loadgen.run_load(
-                    self.docker,
-                    target,
-                    spec,
-                    labels={DEMO_LABEL: self.instance},
-                    on_progress=lambda line: status.update(f"{message}\n  {line}"),
-                )
-            except loadgen.LoadError as exc:
-                raise DemoError(str(exc)) from None
-        self.recorder.load(report, "direct", started)
-        return report
-
     def task_table(self, title: str, per_task: dict[str, int] | None = None) -> Table:
         """The service's running tasks; with `per_task`, the requests each one served."""
         table = Table(title=title)
@@ -235,6 +246,147 @@ class Demo:
             table.add_row(*row)
         return table
 
+    def client(self, service: str) -> Any:
+        return boto3.client(
+            service,
+            endpoint_url=self.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="demo",
+            aws_secret_access_key="demo",
+        )
+
+    def desired(self) -> int:
+        service = self.ecs.describe_services(cluster=CLUSTER, services=[SERVICE])["services"][0]
+        return int(service["desiredCount"])
+
+    def clock_now(self) -> float:
+        """Control-plane time: CloudWatch timestamps are on the (compressed) clock."""
+        assert self.engine is not None and self.engine.clock is not None
+        return self.engine.clock.now()
+
+    def service_metric(self, namespace: str, metric: str) -> float | None:
+        """The newest complete 60 s datapoint's Average for the service."""
+        now = self.clock_now()
+        points = self.cloudwatch.get_metric_statistics(
+            Namespace=namespace,
+            MetricName=metric,
+            Dimensions=[
+                {"Name": "ClusterName", "Value": CLUSTER},
+                {"Name": "ServiceName", "Value": SERVICE},
+            ],
+            StartTime=now - 300,
+            EndTime=now - 60,
+            Period=60,
+            Statistics=["Average"],
+        )["Datapoints"]
+        if not points:
+            return None
+        return float(max(points, key=lambda p: p["Timestamp"])["Average"])
+
+    def task_cpu_from_insights(self) -> dict[str, float]:
+        """Task id → its newest ECS/ContainerInsights TaskCpuUtilization (GetMetricData)."""
+        metrics = self.cloudwatch.list_metrics(
+            Namespace="ECS/ContainerInsights",
+            MetricName="TaskCpuUtilization",
+            Dimensions=[{"Name": "ServiceName", "Value": SERVICE}],
+        )["Metrics"]
+        metrics = [m for m in metrics if any(d["Name"] == "TaskId" for d in m["Dimensions"])]
+        if not metrics:
+            return {}
+        now = self.clock_now()
+        queries = [
+            {
+                "Id": f"t{i}",
+                "MetricStat": {"Metric": m, "Period": 60, "Stat": "Average"},
+                "Label": next(d["Value"] for d in m["Dimensions"] if d["Name"] == "TaskId"),
+            }
+            for i, m in enumerate(metrics)
+        ]
+        results = self.cloudwatch.get_metric_data(
+            MetricDataQueries=queries, StartTime=now - 180, EndTime=now - 60
+        )["MetricDataResults"]
+        return {r["Label"]: float(r["Values"][0]) for r in results if r["Values"]}
+
+    def healthy_targets(self) -> list[str]:
+        if self.target_group is None:
+            return []
+        health = self.elbv2.describe_target_health(TargetGroupArn=self.target_group)
+        return [
+            h["Target"]["Id"]
+            for h in health["TargetHealthDescriptions"]
+            if h["TargetHealth"]["State"] == "healthy"
+        ]
+
+    def record_activities(self) -> list[dict[str, Any]]:
+        """New scaling activities since the last call, also into the report."""
+        found = self.scaling.describe_scaling_activities(
+            ServiceNamespace="ecs", ResourceId=RESOURCE_ID
+        )["ScalingActivities"]
+        new = [a for a in reversed(found) if a["ActivityId"] not in self.seen_activities]
+        for activity in new:
+            self.seen_activities.add(activity["ActivityId"])
+            self.recorder.activity(activity["Description"], activity["Cause"])
+        return new
+
+    def watch(self, condition: Callable[[], bool], timeout: float, what: str) -> bool:
+        """Poll until `condition` holds, with a live line of the service's state and every
+        scaling activity as it happens. False on timeout."""
+        deadline = time.monotonic() + timeout
+        with self.console.status(f"waiting for {what}") as status:
+            while True:
+                for activity in self.record_activities():
+                    self.console.print(
+                        f"  [bold]scaling activity[/]: {activity['Description']} "
+                        f"Cause: {activity['Cause']}"
+                    )
+                if condition():
+                    return True
+                if time.monotonic() > deadline:
+                    return False
+                service = self.ecs.describe_services(cluster=CLUSTER, services=[SERVICE])[
+                    "services"
+                ][0]
+                avg = self.service_metric("AWS/ECS", "CPUUtilization")
+                status.update(
+                    f"waiting for {what}: desired {service['desiredCount']}, running "
+                    f"{service['runningCount']}, AWS/ECS CPUUtilization {_pct(avg)}"
+                )
+                time.sleep(0.5)
+
+    def start_load(self, target: loadgen.Target, name: str, seconds: float) -> LoadRun:
+        """Start the bounded load generator (open loop) in a container; `stop()` ends it
+        early with its report, as a client that goes away."""
+        run = LoadRun(name, self.recorder.now())
+        phase = self.recorder.current_phase
+        spec = loadgen.LoadSpec(
+            duration=seconds, rate=LOAD_RATE, connections=LOAD_CONNECTIONS, work_ms=WORK_MS
+        )
+        labels = {DEMO_LABEL: self.instance, LOAD_RUN_LABEL: f"{self.instance}-{name}"}
+
+        def main() -> None:
+            try:
+                run.report = loadgen.run_load(self.docker, target, spec, labels=labels)
+                self.recorder.load(run.report, run.report["routing"], run.started, phase)
+            except BaseException as exc:
+                run.error = exc
+            finally:
+                run.done.set()
+
+        def stop() -> None:
+            for c in self.docker.containers.list(
+                filters={"label": f"{LOAD_RUN_LABEL}={labels[LOAD_RUN_LABEL]}"}
+            ):
+                with contextlib.suppress(docker.errors.APIError):
+                    c.kill(signal="SIGTERM")
+
+        run.stop_container = stop
+        self.console.print(
+            f"load: {LOAD_RATE:g} requests/s of {WORK_MS:g} ms CPU to {target.description} "
+            f"({name}, at most {seconds:.0f} s)"
+        )
+        threading.Thread(target=main, name=f"load-{name}", daemon=True).start()
+        return run
+
     # phases -------------------------------------------------------------------------------
     def phase_model(self) -> None:
         self.console.rule("[bold]1. The model: cluster → service → task → container (O1, O2, O11)")
@@ -251,106 +403,283 @@ class Demo:
             "nothing is published on the host."
         )
         self.console.print(self.task_table("tasks of service web"))
-        self.results.append(PhaseResult("1 task, no load", len(self.tasks())))
+        self.scaling.register_scalable_target(
+            ServiceNamespace="ecs",
+            ResourceId=RESOURCE_ID,
+            ScalableDimension=DIMENSION,
+            MinCapacity=1,
+            MaxCapacity=MAX_TASKS,
+        )
+        self.scaling.put_scaling_policy(
+            PolicyName=POLICY,
+            ServiceNamespace="ecs",
+            ResourceId=RESOURCE_ID,
+            ScalableDimension=DIMENSION,
+            PolicyType="TargetTrackingScaling",
+            TargetTrackingScalingPolicyConfiguration={
+                "TargetValue": TARGET_CPU,
+                "PredefinedMetricSpecification": {
+                    "PredefinedMetricType": "ECSServiceAverageCPUUtilization"
+                },
+                "ScaleOutCooldown": 60,
+                "ScaleInCooldown": 60,
+            },
+        )
+        alarms = self.cloudwatch.describe_alarms(AlarmNamePrefix="TargetTracking-")["MetricAlarms"]
+        self.console.print(
+            f"Target tracking on average CPU, target {TARGET_CPU:g} %, 1 to {MAX_TASKS} tasks. "
+            "Application Auto Scaling made its two alarms:"
+        )
+        for alarm in alarms:
+            self.console.print(
+                f"  {alarm['AlarmName']}: {alarm['MetricName']} {alarm['ComparisonOperator']} "
+                f"{alarm['Threshold']:g} for {alarm['EvaluationPeriods']} x {alarm['Period']} s"
+            )
+
+    def pinned_target(self, task: dict[str, Any]) -> loadgen.Target:
+        return loadgen.Target(
+            [f"http://{self.ip_of(task)}:8080/work"],
+            network_name(CLUSTER, self.instance),
+            "direct",
+            description=f"task {_short(task['taskArn'])} at {self.ip_of(task)} (pinned)",
+        )
+
+    def cpu_now(self) -> dict[str, float]:
+        """Task id → CPU % of its reservation, from the sampler's newest sample."""
+        assert self.engine is not None
+        return {
+            u.task_id: u.cpu_percent
+            for u in self.engine.sampler.latest()
+            if u.cluster == CLUSTER and u.service == SERVICE
+        }
+
+    def cpu_table(self, title: str, values: dict[str, float], source: str) -> Table:
+        table = Table(title=title)
+        for column in ("task", "private IP", source):
+            table.add_column(column, justify="right" if column == source else "left")
+        for task in self.tasks():
+            task_id = task["taskArn"].rsplit("/", 1)[-1]
+            hot = " (the pinned one)" if task_id == self.hot_task else ""
+            table.add_row(task_id[:8] + hot, self.ip_of(task), _pct(values.get(task_id)))
+        return table
 
     def phase_pinned(self) -> None:
-        self.console.rule("[bold]2. Scaling adds tasks, not load (O3, O4, O5)")
+        self.console.rule("[bold]2. Target tracking adds tasks, not load (O3, O4, O5, O6)")
         (first,) = self.tasks()
-        url = f"http://{self.ip_of(first)}:8080/work"
+        self.hot_task = first["taskArn"].rsplit("/", 1)[-1]
+        period = 60 / self.clock_speed
         self.console.print(
             f"A client caches task {_short(first['taskArn'])}'s IP and keeps its connections "
-            "open, as a client without a load balancer does."
+            f"open, as a client without a load balancer does: about "
+            f"{LOAD_RATE * WORK_MS / 10 / (TASK_CPU / 1024):.0f} % of the task's 0.25 vCPU. "
+            f"One metric period (60 s) lasts {period:.1f} s here."
         )
-        self.set_desired(
-            3, "UpdateService by the demo: the decision target tracking took in the study"
+        self.pinned = self.start_load(
+            self.pinned_target(first), "pinned", self.load_seconds or period * 40
         )
-        started = time.monotonic()
-        self.wait_stable()
+        if not self.watch(lambda: self.desired() >= 3, period * 9, "the scale-out"):
+            raise DemoError("the service did not scale out within 9 metric periods")
+        took = self.recorder.now() - self.pinned.started
         self.console.print(
-            f"UpdateService desiredCount=3 (the decision target tracking takes in the study): "
-            f"3 tasks RUNNING after {time.monotonic() - started:.1f} s."
+            f"Scaled out after {took:.0f} s of load ({took / period:.1f} periods; AWS needs 3 "
+            "datapoints above target, then the new tasks start). Watching 4 more periods:"
         )
-        report = self.load([url], connections=4, ms=5)
-        per_task = _per_task(report)
-        self.console.print(self.task_table("requests per task, client pinned to one IP", per_task))
-        busy = sum(1 for v in per_task.values() if v)
+        self.watch(lambda: False, period * 4, "4 periods")
+        avg = self.service_metric("AWS/ECS", "CPUUtilization")
         self.console.print(
-            f"{busy} of 3 tasks served requests: the new tasks sit idle. Autoscaling changed the "
-            "number of tasks; it did not move any work."
+            self.cpu_table("each task's CPU now (the sampler)", self.cpu_now(), "CPU %")
         )
-        self.results.append(PhaseResult("scaled to 3, pinned client", 3, per_task))
+        self.console.print(
+            f"{self.desired()} tasks. The default metric, AWS/ECS CPUUtilization, says {_pct(avg)}"
+            f" on average, under the {TARGET_CPU:g} % target, so scaling stopped: "
+            "ceil(1 x ~90 / 40) = 3, and 3 tasks averaging ~30 % hold there. A control system "
+            "doing its job, with all the work still on one task."
+        )
+        dims = sorted(
+            {
+                ",".join(sorted(d["Name"] for d in m["Dimensions"]))
+                for m in self.cloudwatch.list_metrics(Namespace="AWS/ECS")["Metrics"]
+            }
+        )
+        self.console.print(f"AWS/ECS has the dimensions {dims}: no task in sight (O6).")
 
-    def phase_spread_by_hand(self) -> None:
-        tasks = self.tasks()
-        urls = [f"http://{self.ip_of(t)}:8080/work" for t in tasks]
-        report = self.load(urls, connections=len(urls) * 2, ms=5)
-        per_task = _per_task(report)
+    def phase_insights(self) -> None:
+        self.console.rule("[bold]3. Container Insights (enhanced) shows the hot task (O7)")
+        self.ecs.update_cluster_settings(
+            cluster=CLUSTER, settings=[{"name": "containerInsights", "value": "enhanced"}]
+        )
+        period = 60 / self.clock_speed
         self.console.print(
-            self.task_table("requests per task, client that knows every task IP", per_task)
+            "UpdateClusterSettings containerInsights=enhanced; the load goes on. Waiting "
+            "3 periods for the per-task series."
+        )
+        self.watch(lambda: False, period * 3, "per-task datapoints")
+        self.console.print(
+            self.cpu_table(
+                "ECS/ContainerInsights TaskCpuUtilization (GetMetricData, last period)",
+                self.task_cpu_from_insights(),
+                "CPU % of its reservation",
+            )
+        )
+        avg = self.service_metric("AWS/ECS", "CPUUtilization")
+        self.console.print(
+            f"Same moment, same service: average {_pct(avg)}; one task near its limit, the "
+            "others idle. Only per-task metrics show why scaling did not help."
+        )
+
+    def phase_alb(self) -> None:
+        self.console.rule("[bold]4. A load balancer turns added tasks into shared load (O8, O9)")
+        lb = self.elbv2.create_load_balancer(Name="web", Type="application")["LoadBalancers"][0]
+        tg = self.elbv2.create_target_group(
+            Name="web",
+            Protocol="HTTP",
+            Port=8080,
+            TargetType="ip",
+            HealthCheckPath="/health",
+            HealthCheckIntervalSeconds=5,
+            HealthCheckTimeoutSeconds=2,
+            HealthyThresholdCount=2,
+        )["TargetGroups"][0]
+        self.target_group = tg["TargetGroupArn"]
+        self.elbv2.modify_target_group_attributes(
+            TargetGroupArn=self.target_group,
+            Attributes=[{"Key": "deregistration_delay.timeout_seconds", "Value": "30"}],
+        )
+        port = free_port()
+        self.elbv2.create_listener(
+            LoadBalancerArn=lb["LoadBalancerArn"],
+            Protocol="HTTP",
+            Port=port,
+            DefaultActions=[{"Type": "forward", "TargetGroupArn": self.target_group}],
+        )
+        self.ecs.update_service(
+            cluster=CLUSTER,
+            service=SERVICE,
+            loadBalancers=[
+                {"targetGroupArn": self.target_group, "containerName": "app", "containerPort": 8080}
+            ],
+        )
+        count = self.desired()
+        if not self.watch(lambda: len(self.healthy_targets()) >= count, 60, "healthy targets"):
+            raise DemoError("the targets did not become healthy within 60 s")
+        self.console.print(
+            f"Load balancer {lb['DNSName']}:{port} (the only thing listening on the host); its "
+            "target group is in IP mode; ECS registered each task's private IP and the health "
+            f"checks passed: {', '.join(sorted(self.healthy_targets()))}."
+        )
+        try:
+            target = loadgen.url_target(f"http://{lb['DNSName']}:{port}/work")
+        except loadgen.LoadError as exc:
+            raise DemoError(str(exc)) from None
+        period = 60 / self.clock_speed
+        self.via_alb = self.start_load(target, "alb", period * 20)
+        time.sleep(1.0)
+        pinned = self.pinned.stop()
+        self.console.print(
+            f"The client now goes through the listener (the pinned run ended: "
+            f"{sum(_per_task(pinned).values())} requests, all to one task)."
+        )
+        self.watch(lambda: False, period * 3, "3 periods of load via the load balancer")
+        self.console.print(
+            self.cpu_table(
+                "ECS/ContainerInsights TaskCpuUtilization via the load balancer",
+                self.task_cpu_from_insights(),
+                "CPU % of its reservation",
+            )
         )
         self.console.print(
-            "Only a client that discovers every task spreads the load; a load balancer does "
-            "that for every client (the ALB phase comes with the load balancer)."
+            "The hot task cooled: the same work, spread. Autoscaling added capacity; the load "
+            "balancer put it to use."
         )
-        self.results.append(PhaseResult("3 tasks, client knows all IPs", len(tasks), per_task))
 
     def phase_replacement(self) -> None:
-        self.console.rule("[bold]3. Task IPs are dynamic (O10)")
+        self.console.rule("[bold]5. Task IPs are dynamic; the target group follows (O10)")
         before = self.tasks()
         known = {t["taskArn"] for t in before}
-        victim = before[0]
+        victim = next((t for t in before if t["taskArn"].endswith(self.hot_task)), before[0])
         old_ip = self.ip_of(victim)
         self.docker.containers.get(victim["containers"][0]["runtimeId"]).kill()
         started = time.monotonic()
 
-        def replaced() -> list[dict[str, Any]]:
+        def replaced() -> bool:
             current = self.tasks()
-            ids = {t["taskArn"] for t in current}
-            return current if len(current) == 3 and victim["taskArn"] not in ids else []
+            arns = {t["taskArn"] for t in current}
+            ips = self.healthy_targets()
+            return (
+                victim["taskArn"] not in arns
+                and len(current) == self.desired()
+                and len(ips) == len(current)
+                and old_ip not in ips
+            )
 
-        while not (current := replaced()):
-            if time.monotonic() - started > 60:
-                raise DemoError("the killed task was not replaced within 60 s")
-            time.sleep(0.1)
-        new = next(t for t in current if t["taskArn"] not in known)
+        if not self.watch(replaced, 90, "a replacement, registered and healthy"):
+            raise DemoError("the killed task was not replaced within 90 s")
+        new = ", ".join(
+            f"{_short(t['taskArn'])} at {self.ip_of(t)}"
+            for t in self.tasks()
+            if t["taskArn"] not in known
+        )
         stopped = self.ecs.describe_tasks(cluster=CLUSTER, tasks=[victim["taskArn"]])["tasks"][0]
         self.console.print(
             f"docker kill of task {_short(victim['taskArn'])} ({old_ip}): "
-            f"'{stopped['stoppedReason']}', exit code {stopped['containers'][0]['exitCode']}. "
-            f"The scheduler started {_short(new['taskArn'])} at {self.ip_of(new)} in "
-            f"{time.monotonic() - started:.1f} s. A client holding {old_ip} now fails."
+            f"'{stopped['stoppedReason']}'. ECS started "
+            f"{new}, "
+            f"registered it and the health checks passed in {time.monotonic() - started:.1f} s."
         )
-        self.results.append(PhaseResult("task killed and replaced", 3, note="new IP"))
+        self.watch(lambda: False, 60 / self.clock_speed * 2, "2 more periods of load")
+        report = self.via_alb.stop()
+        statuses = report.get("statuses") or {}
+        self.console.print(
+            self.task_table("requests per task through the load balancer", _per_task(report))
+        )
+        self.console.print(
+            f"Through the listener, the whole time: {report.get('requests', '?')} requests, "
+            f"status codes {statuses}. A client holding {old_ip} would have failed; a client of "
+            "the load balancer saw at most the requests in flight on the killed task."
+        )
 
     def phase_zero(self) -> None:
-        self.console.rule("[bold]4. Desired count 0 keeps everything but the tasks (O12)")
+        self.console.rule("[bold]6. Desired count 0 keeps everything but the tasks (O12)")
         arns = [t["taskArn"] for t in self.tasks()]
-        self.set_desired(0, "UpdateService by the demo: scale to zero")
-        self.wait_stable()
+        self.scaling.register_scalable_target(
+            ServiceNamespace="ecs",
+            ResourceId=RESOURCE_ID,
+            ScalableDimension=DIMENSION,
+            MinCapacity=0,
+            MaxCapacity=MAX_TASKS,
+        )
+        self.set_desired(0, "UpdateService by the demo: scale to zero (scaling minimum 0)")
         self.ecs.get_waiter("tasks_stopped").wait(
-            cluster=CLUSTER, tasks=arns, WaiterConfig={"Delay": 1, "MaxAttempts": 120}
+            cluster=CLUSTER, tasks=arns, WaiterConfig={"Delay": 1, "MaxAttempts": 180}
         )
         service = self.ecs.describe_services(cluster=CLUSTER, services=[SERVICE])["services"][0]
         label = {"label": f"miniecs.instance={self.instance}", "status": "running"}
-        containers = len(self.docker.containers.list(filters=label))
+        tasks_running = [
+            c for c in self.docker.containers.list(filters=label) if c.labels.get("miniecs.task")
+        ]
+        policies = self.scaling.describe_scaling_policies(ServiceNamespace="ecs")["ScalingPolicies"]
         self.console.print(
-            f"service {service['serviceName']}: status {service['status']}, desired "
-            f"{service['desiredCount']}, running {service['runningCount']}, task definition "
-            f"{service['taskDefinition'].rsplit('/', 1)[-1]}; running containers: {containers}."
+            f"service {service['serviceName']}: {service['status']}, desired "
+            f"{service['desiredCount']}, running {service['runningCount']}; task definition "
+            f"{service['taskDefinition'].rsplit('/', 1)[-1]}; scaling policies "
+            f"{[p['PolicyName'] for p in policies]}; task containers running: "
+            f"{len(tasks_running)}. Nothing runs, nothing is lost."
         )
         self.set_desired(1, "UpdateService by the demo: back from zero")
         started = time.monotonic()
-        self.wait_stable()
-        self.console.print(f"desiredCount=1 again: back in {time.monotonic() - started:.1f} s.")
-        self.results.append(PhaseResult("desired 0, then 1", 1, note="nothing lost"))
+        if not self.watch(lambda: len(self.healthy_targets()) == 1, 60, "one healthy target"):
+            raise DemoError("the service did not come back within 60 s")
+        self.console.print(
+            f"desiredCount=1 again: a task RUNNING and healthy behind the load balancer in "
+            f"{time.monotonic() - started:.1f} s."
+        )
 
     def summary(self) -> Table:
         """Per phase: tasks, service average CPU, per-task CPU spread, requests per task."""
         table = Table(title="summary")
         columns = ("phase", "tasks", "service avg CPU", "per-task CPU", "requests per task")
-        for column in (*columns, "note"):
-            table.add_column(column, justify="left" if column in ("phase", "note") else "right")
-        notes = {r.phase: r.note for r in self.results}
+        for column in (*columns, "routing"):
+            table.add_column(column, justify="left" if column in ("phase", "routing") else "right")
         for row in self.recorder.data.summary():
             spread = (
                 "-"
@@ -363,7 +692,7 @@ class Demo:
                 "-" if row.service_cpu_avg is None else f"{row.service_cpu_avg:.0f} %",
                 spread,
                 " / ".join(str(n) for _, n in row.requests_per_task) or "-",
-                notes.get(row.title, ""),
+                row.routing or "",
             )
         return table
 
@@ -371,26 +700,45 @@ class Demo:
         with self.console.status("building images (offline)"):
             images.build_all(self.docker, console=self.console)
         with self.control_plane():
-            with self.phase("model", "1 task, no load", ["O1", "O2", "O11"]):
-                self.phase_model()
-            with self.phase("pinned", "scaled to 3, pinned client", ["O3", "O4", "O5"]):
-                self.phase_pinned()
-            with self.phase("all IPs", "3 tasks, client knows all IPs", ["O8"]):
-                self.phase_spread_by_hand()
-            with self.phase("replaced", "task killed and replaced", ["O10"]):
-                self.phase_replacement()
-            with self.phase("zero", "desired 0, then 1", ["O12"]):
-                self.phase_zero()
-            events = self.ecs.describe_services(cluster=CLUSTER, services=[SERVICE])["services"][0][
-                "events"
+            phases = [
+                ("model", "1 task, target tracking on CPU", ["O1", "O2", "O11"], self.phase_model),
+                (
+                    "pinned",
+                    "pinned client, scaled out",
+                    ["O3", "O4", "O5", "O6"],
+                    self.phase_pinned,
+                ),
+                ("insights", "Container Insights on", ["O7"], self.phase_insights),
+                ("alb", "via the load balancer", ["O8", "O9"], self.phase_alb),
+                ("replaced", "task killed and replaced", ["O10"], self.phase_replacement),
+                ("zero", "desired 0, then 1", ["O12"], self.phase_zero),
             ]
+            for name, title, observations, run_phase in phases:
+                with self.phase(name, title, observations):
+                    run_phase()
+            self.record_activities()
+            service = self.ecs.describe_services(cluster=CLUSTER, services=[SERVICE])["services"]
             self.console.rule("[bold]service events, as ECS words them (newest first)")
-            for e in events[:8]:
+            for e in service[0]["events"][:10]:
                 self.console.print(f"  {e['message']}")
+            self.console.rule("[bold]scaling activities, as Application Auto Scaling words them")
+            for a in self.recorder.data.activities:
+                self.console.print(f"  {a.description} Cause: {a.cause}")
             self.console.print(self.summary())
         if self.report_dir is not None:
             page = self.recorder.render(self.report_dir)
             self.console.print(f"report: {page} (charts and raw data beside it)")
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f} %"
+
+
+def free_port() -> int:
+    """A port free on the host's loopback, for the demo's listener."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def _per_task(report: dict[str, Any]) -> dict[str, int]:
@@ -399,8 +747,8 @@ def _per_task(report: dict[str, Any]) -> dict[str, int]:
 
 def run_demo(
     console: Console,
-    clock_speed: float = 10.0,
-    load_seconds: float = 5.0,
+    clock_speed: float = 12.0,
+    load_seconds: float | None = None,
     report_dir: Path | None = None,
 ) -> None:
     """Run the demo; with `report_dir`, write the report (HTML, charts, raw data) there."""
@@ -408,4 +756,7 @@ def run_demo(
         docker.from_env().ping()
     except Exception as exc:
         raise DemoError(f"no Docker engine answers ({exc}); start Docker and try again") from None
-    Demo(console, clock_speed, load_seconds, report_dir).run()
+    try:
+        Demo(console, clock_speed, load_seconds, report_dir).run()
+    except ClientError as exc:
+        raise DemoError(f"the control plane refused a call: {exc}") from None

@@ -32,7 +32,7 @@ class Backend:
 
     name: str
     mode: str = "ok"
-    """ok | reset | garbage | silent | chunked | close-delimited | slow"""
+    """ok | hop | continue | reset | garbage | silent | chunked | close-delimited | slow"""
     delay: float = 0.0
     requests: list[Seen] = field(default_factory=list)
     bytes_received: int = 0
@@ -113,11 +113,15 @@ class _BackendProtocol(asyncio.Protocol):
             self._answer(payload)
 
     def _answer(self, payload: bytes) -> None:
-        if not self.transport.is_closing():
-            self.transport.write(
-                b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: keep-alive\r\n"
-                b"X-Backend: %s\r\n\r\n%s" % (len(payload), self.backend.name.encode(), payload)
-            )
+        if self.transport.is_closing():
+            return
+        b = self.backend
+        interim = b"HTTP/1.1 100 Continue\r\nX-Interim: 1\r\n\r\n" if b.mode == "continue" else b""
+        hop = b"Connection: keep-alive\r\nKeep-Alive: timeout=5\r\n" if b.mode == "hop" else b""
+        self.transport.write(
+            b"%sHTTP/1.1 200 OK\r\nContent-Length: %d\r\n%sX-Backend: %s\r\n\r\n%s"
+            % (interim, len(payload), hop, b.name.encode(), payload)
+        )
 
 
 def config(

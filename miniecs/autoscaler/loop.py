@@ -115,8 +115,16 @@ class AutoScaler:
                 self._evaluations[alarm.name] = ev
                 alarms[alarm.name] = ev.alarm
                 evaluated.add(alarm.name)
+        for name in set(self._evaluations) - set(alarms):
+            del self._evaluations[name]
         decisions = {}
         for target in self.scaling.list_targets():
+            service = self.store.get_service(target.cluster, target.service)
+            if service is None or service.status == "INACTIVE":
+                # Deleting an ECS service deregisters its scalable target, as on AWS.
+                self.scaling.delete_target(target.resource_id)
+                self.forget(target.resource_id)
+                continue
             target = self._scheduled_actions(target, now)
             policies = self.scaling.list_policies(target.resource_id)
             inputs = [self._policy_input(p, alarms, settled) for p in policies]
@@ -274,7 +282,7 @@ class AutoScaler:
     ) -> ScalableTarget:
         lo = action.min_capacity if action.min_capacity is not None else target.min_capacity
         hi = action.max_capacity if action.max_capacity is not None else target.max_capacity
-        target = dataclasses.replace(target, min_capacity=lo, max_capacity=min(max(hi, lo), hi))
+        target = dataclasses.replace(target, min_capacity=lo, max_capacity=max(hi, lo))
         self.scaling.put_target(target)
         self.scaling.put_scheduled(dataclasses.replace(action, last_run=now))
         cause = f"scheduled action name {action.name} was triggered"

@@ -36,9 +36,11 @@ def write_config(tmp: Path, doc: dict[str, Any]) -> None:
 
 
 async def until(condition: Any, wait: float = 5.0) -> None:
-    async with asyncio.timeout(wait):
-        while not condition():
-            await asyncio.sleep(0.02)
+    for _ in range(int(wait / 0.02)):
+        if condition():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"not true within {wait} s")
 
 
 async def test_round_robin_over_keep_alive_connections(tmp_path: Path) -> None:
@@ -108,6 +110,26 @@ async def test_bodies_are_streamed_and_reframed(tmp_path: Path) -> None:
     assert bs[0].requests[0].header("transfer-encoding") == ["chunked"]
 
 
+async def test_response_heads_lose_hop_by_hop_headers_and_keep_interim_responses(
+    tmp_path: Path,
+) -> None:
+    bs = await backends("hop", "continue")
+    port = free_port()
+    async with data_plane(tmp_path, config(port, [b.port for b in bs])):
+        client = await Client.open(port)
+        status, headers, body = await client.get("/a")
+        assert (status, body) == (200, b"b1 GET /a 0")
+        assert "keep-alive" not in headers and "connection" not in headers
+        client.send(b"GET /b HTTP/1.1\r\nHost: lb\r\n\r\n")
+        data = b""
+        while not data.endswith(b"b2 GET /b 0"):
+            data += await client.reader.read(65536)
+        assert data.startswith(b"HTTP/1.1 100 Continue\r\nX-Interim: 1\r\n\r\nHTTP/1.1 200 OK\r\n")
+        assert (await client.get("/c"))[2] == b"b1 GET /c 0"
+        await client.close()
+    await stop(bs)
+
+
 async def test_pipelined_requests_and_head(tmp_path: Path) -> None:
     (b,) = await backends("ok")
     port = free_port()
@@ -130,7 +152,7 @@ async def test_target_failures_are_502_and_never_retried_when_not_idempotent(
     bs = await backends("reset", "garbage")
     port = free_port()
     async with data_plane(tmp_path, config(port, [b.port for b in bs])) as dp:
-        raw = b"POST / HTTP/1.1\r\nHost: lb\r\nContent-Length: 2\r\n\r\nhi"
+        raw = b"POST / HTTP/1.1\r\nHost: lb\r\nConnection: close\r\nContent-Length: 2\r\n\r\nhi"
         assert (await request(port, raw))[0] == 502  # b1 resets
         assert (await request(port, raw))[0] == 502  # b2 answers garbage
         counters = dp.plane.counters
@@ -143,7 +165,9 @@ async def test_no_response_within_the_idle_timeout_is_504(tmp_path: Path) -> Non
     (b,) = await backends("silent")
     port = free_port()
     async with data_plane(tmp_path, config(port, [b.port], idle_timeout=0.5)) as dp:
-        status, _, _, _ = await request(port, b"GET / HTTP/1.1\r\nHost: lb\r\n\r\n")
+        status, _, _, _ = await request(
+            port, b"GET / HTTP/1.1\r\nHost: lb\r\nConnection: close\r\n\r\n"
+        )
         assert status == 504
         assert dp.plane.counters.elb_504 == 1
     await stop([b])
@@ -152,10 +176,14 @@ async def test_no_response_within_the_idle_timeout_is_504(tmp_path: Path) -> Non
 async def test_connection_refused_is_502_and_no_targets_is_503(tmp_path: Path) -> None:
     port, dead = free_port(), free_port()
     async with data_plane(tmp_path, config(port, [dead])) as dp:
-        assert (await request(port, b"GET / HTTP/1.1\r\nHost: lb\r\n\r\n"))[0] == 502
+        assert (await request(port, b"GET / HTTP/1.1\r\nHost: lb\r\nConnection: close\r\n\r\n"))[
+            0
+        ] == 502
         write_config(tmp_path, config(port, [], version=2))
         await until(lambda: dp.config is not None and dp.config.version == 2)
-        status, headers, body, _ = await request(port, b"GET / HTTP/1.1\r\nHost: lb\r\n\r\n")
+        status, headers, body, _ = await request(
+            port, b"GET / HTTP/1.1\r\nHost: lb\r\nConnection: close\r\n\r\n"
+        )
         assert status == 503
         assert headers["server"] == "awselb/2.0"
         assert b"503 Service Temporarily Unavailable" in body
@@ -166,7 +194,9 @@ async def test_draining_targets_get_no_new_requests_but_finish_in_flight(tmp_pat
     bs[0].delay = 0.6
     port = free_port()
     async with data_plane(tmp_path, config(port, [b.port for b in bs])) as dp:
-        slow = asyncio.create_task(request(port, b"GET /slow HTTP/1.1\r\nHost: lb\r\n\r\n"))
+        slow = asyncio.create_task(
+            request(port, b"GET /slow HTTP/1.1\r\nHost: lb\r\nConnection: close\r\n\r\n")
+        )
         await until(lambda: len(bs[0].requests) == 1)
         write_config(tmp_path, config(port, [(bs[0].port, True), (bs[1].port, False)], version=2))
         await until(lambda: dp.config is not None and dp.config.version == 2)
@@ -177,8 +207,11 @@ async def test_draining_targets_get_no_new_requests_but_finish_in_flight(tmp_pat
         assert (status, headers["x-backend"]) == (200, "b1")
         assert answers == ["b2"] * 6
         # Deregistration delay over: the target leaves the config; its in-flight request gets 502.
-        slow = asyncio.create_task(request(port, b"GET /slow HTTP/1.1\r\nHost: lb\r\n\r\n"))
         write_config(tmp_path, config(port, [bs[0].port], version=3))
+        await until(lambda: dp.config is not None and dp.config.version == 3)
+        slow = asyncio.create_task(
+            request(port, b"GET /slow HTTP/1.1\r\nHost: lb\r\nConnection: close\r\n\r\n")
+        )
         await until(lambda: len(bs[0].requests) == 2)
         write_config(tmp_path, config(port, [bs[1].port], version=4))
         assert (await slow)[0] == 502
@@ -202,8 +235,12 @@ async def test_fail_open_when_every_target_is_unhealthy(tmp_path: Path) -> None:
         row = json.loads(state_file.read_text())["targets"]["tg"][0]
         assert row["reason"] == "Target.ResponseCodeMismatch"
         assert row["description"] == "Health checks failed with these codes: [200]"
-        statuses = [(await request(port, b"GET / HTTP/1.1\r\nHost: lb\r\n\r\n"))[0]]
-        statuses.append((await request(port, b"GET / HTTP/1.1\r\nHost: lb\r\n\r\n"))[0])
+        statuses = [
+            (await request(port, b"GET / HTTP/1.1\r\nHost: lb\r\nConnection: close\r\n\r\n"))[0]
+        ]
+        statuses.append(
+            (await request(port, b"GET / HTTP/1.1\r\nHost: lb\r\nConnection: close\r\n\r\n"))[0]
+        )
         assert statuses == [200, 200]
         assert dp.plane.groups["tg"].failing_open()
     await stop(bs)

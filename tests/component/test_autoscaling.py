@@ -16,6 +16,7 @@ from miniecs.aws.autoscaling import AutoScalingApi, ScalingAlarms
 from miniecs.errors import AwsError
 from miniecs.metrics.store import MetricId, MetricStore, Stats
 from miniecs.model import TaskStatus
+from miniecs.why import render
 from tests.component.conftest import Harness
 from tests.component.test_services import describe, service
 
@@ -128,6 +129,10 @@ async def test_the_trap_scales_out_within_three_periods_then_holds(scaling: Scal
     assert later == [] and s.running() == 3
     history = s.autoscaler.why("service/c1/web")
     assert "although the busiest task is at 100 %" in history[-1]["decision"]["reason"]
+    text = render(history, limit=100)
+    assert any(line.endswith("-> 3 (applied)") for line in text)
+    assert any("ceil(1 x 100 / 40) = 3" in line for line in text)
+    assert any(line.strip().startswith("cpu: AlarmHigh ALARM (> 40)") for line in text)
     activity = s.api.describe_scaling_activities({"ServiceNamespace": "ecs"})["ScalingActivities"]
     assert [a["Description"] for a in activity] == ["Setting desired count to 3."]
     assert activity[0]["StatusMessage"] == (
@@ -301,3 +306,35 @@ async def test_step_scaling_from_a_user_alarm(scaling: Scaling) -> None:
     assert [c for _, c in s.changes] == [3]
     shown = s.api.describe_scaling_policies({"ServiceNamespace": "ecs"})["ScalingPolicies"]
     assert [a["AlarmName"] for a in shown[0]["Alarms"]] == ["cpu-high"]
+
+
+async def test_deleting_the_service_deregisters_its_target(scaling: Scaling) -> None:
+    s = scaling
+    await setup(s, desired=1, lo=1, hi=3, value=50)
+    s.h.ecs.delete_service({"cluster": "c1", "service": "web", "force": True})
+    await s.run(120, spread(10))
+    assert s.store.list_targets() == [] and s.store.list_alarms() == []
+
+
+async def test_scheduled_action_sets_bounds_and_clamps_unless_suspended(scaling: Scaling) -> None:
+    s = scaling
+    await setup(s, desired=1, lo=1, hi=3, value=50)
+    s.api.put_scheduled_action(
+        {
+            **IDS,
+            "ScheduledActionName": "rush",
+            "Schedule": "rate(2 minutes)",
+            "ScalableTargetAction": {"MinCapacity": 2, "MaxCapacity": 5},
+        }
+    )
+    s.api.register_scalable_target({**IDS, "SuspendedState": {"ScheduledScalingSuspended": True}})
+    await s.run(180, spread(45))
+    assert s.desired() == 1
+    s.api.register_scalable_target({**IDS, "SuspendedState": {"ScheduledScalingSuspended": False}})
+    await s.run(60, spread(45))
+    (target,) = s.api.describe_scalable_targets({"ServiceNamespace": "ecs"})["ScalableTargets"]
+    assert (target["MinCapacity"], target["MaxCapacity"], s.desired()) == (2, 5, 2)
+    (activity,) = s.api.describe_scaling_activities({"ServiceNamespace": "ecs"})[
+        "ScalingActivities"
+    ]
+    assert activity["Cause"] == "scheduled action name rush was triggered"

@@ -8,7 +8,6 @@ import contextlib
 import copy
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -120,24 +119,16 @@ def test_loaded_task_near_its_limit_beside_idle_ones(fast_engine: Running) -> No
 PINNED: dict[str, Any] = {
     **copy.deepcopy(TASK_DEFINITION),
     "family": "pinned",
-    "cpu": "512",
-    "memory": "1024",
     "containerDefinitions": [
         {"name": "app", "image": BASE_IMAGE, "command": ["sh", "-c", "while :; do :; done"]}
     ],
 }
+"""A 0.25 vCPU task whose only process spins: pinned at its limit, well under the host's cores."""
 
 
-def cgroup_cores(container_id: str, seconds: float) -> float:
-    """Cores used over `seconds`, read straight from the container's cgroup CPU counter."""
-    reader = CgroupReader()
-    paths = reader.locate(container_id)
-    assert paths is not None, "the test needs the container's cgroup (local engine)"
-    before = reader.read(paths)
-    time.sleep(seconds)
-    after = reader.read(paths)
-    assert before is not None and after is not None
-    return (after.cpu_ns - before.cpu_ns) / (after.read_ns - before.read_ns)
+def now_ns(source: str) -> int:
+    """The clock a source stamps its readings with (the stats API: the engine's wall time)."""
+    return time.monotonic_ns() if source == "cgroup" else time.time_ns()
 
 
 @pytest.mark.parametrize("source", ["auto", "stats"])
@@ -157,28 +148,32 @@ def test_task_pinned_at_its_limit_reads_100_percent(
             return usage.cpu_percent if usage else None
 
         wait_for(reading, timeout=15)
-        samples: list[float] = []
-        stop = threading.Event()
-
-        def collect() -> None:
-            while not stop.wait(1.0):
-                value = reading()
-                if value is not None:
-                    samples.append(value)
-
-        collector = threading.Thread(target=collect)
-        collector.start()
         task = engine.store.get_task(task_id)
         assert task is not None and task.containers[0].runtime_id
-        cores = cgroup_cores(task.containers[0].runtime_id, 5.0)
-        stop.set()
-        collector.join()
-        assert cores == pytest.approx(0.5, rel=0.05)  # the independent reading: the CFS quota
-        average = sum(samples) / len(samples)
+        runtime_id = task.containers[0].runtime_id
+        used = "cgroup" if source == "auto" else "stats"
+        cgroup = CgroupReader()
+        paths = cgroup.locate(runtime_id)
+        assert paths is not None, "the test needs the container's cgroup (local engine)"
+        before, window_start = cgroup.read(paths), now_ns(used)
+        samples = []
+        for _ in range(5):
+            time.sleep(1.0)
+            samples.append(reading())
+        after = cgroup.read(paths)
+        assert before is not None and after is not None
+        # The independent reading: the cgroup's CPU counter, read by the test itself.
+        by_counter = 100 * (after.cpu_ns - before.cpu_ns) / (after.read_ns - before.read_ns) / 0.25
+        assert by_counter == pytest.approx(100.0, abs=5.0)
+        assert None not in samples
+        average = sum(s for s in samples if s is not None) / len(samples)
         assert average == pytest.approx(100.0, abs=5.0), samples
-        assert {r.source for r in engine.sampler.raw(task.containers[0].runtime_id)} == {
-            "cgroup" if source == "auto" else "stats"
-        }
+        raw = engine.sampler.raw(runtime_id)
+        assert {r.source for r in raw} == {used}
+        window = [r for r in raw if r.read_ns >= window_start]
+        over_window = usage_math.cpu_units(window[0], window[-1])
+        assert over_window is not None
+        assert 100 * over_window / 256 == pytest.approx(by_counter, abs=5.0)
 
 
 def test_cgroup_fast_path_agrees_with_the_stats_api(images: None) -> None:

@@ -65,8 +65,12 @@ class Plane:
         self.clients: set[ClientConnection] = set()
         self.tasks: set[asyncio.Task[None]] = set()
         """Connection attempts in progress (held so they are not garbage-collected)."""
-        self.now = time.monotonic()
+        self.now = 0.0
+        self.trace_prefix = b""
+        self.tick()
 
     def tick(self) -> float:
+        """Refresh the coarse clocks: ``now`` and the trace-id prefix of the current second."""
         self.now = time.monotonic()
+        self.trace_prefix = b"X-Amzn-Trace-Id: Root=1-%08x-" % int(time.time())
         return self.now

@@ -370,7 +370,7 @@ class ClientConnection(asyncio.Protocol):
         if trace is not None and trace.startswith(b"Root=1-"):
             lines += (b"X-Amzn-Trace-Id: ", trace, CRLF)
         else:
-            lines += (_trace_prefix(), b"%024x\r\n" % _getrandbits(96))
+            lines += (self.plane.trace_prefix, b"%024x\r\n" % _getrandbits(96))
         lines += (CRLF,)
         lines[0] = method + b" " + url + b" HTTP/1.1\r\n"
         ex.out.append(b"".join(lines))
@@ -479,10 +479,19 @@ class ClientConnection(asyncio.Protocol):
         idle = target.idle
         while idle:
             conn = idle.pop()
-            if not conn.transport.is_closing():
+            transport = conn.transport
+            if not transport.is_closing():
                 ex.reused = True
-                conn.attach(ex)
-                self._flush(ex)
+                conn.exchange = ex
+                ex.upstream = conn
+                conn.got_bytes = False
+                conn.deadline = self.plane.now + self.plane.idle_timeout
+                ex.started = _monotonic()
+                out = ex.out
+                if out:
+                    transport.write(out[0] if len(out) == 1 else b"".join(out))
+                    out.clear()
+                    ex.out_bytes = 0
                 return
         ex.reused = False
         self._spawn_connect(ex, target)
@@ -637,17 +646,3 @@ def _without(lines: list[bytes], names: list[bytes]) -> list[bytes]:
         if lines[i].lower() not in names:
             kept += lines[i : i + 4]
     return kept
-
-
-_trace_second = -1
-_trace_bytes = b""
-
-
-def _trace_prefix() -> bytes:
-    """``X-Amzn-Trace-Id: Root=1-<epoch seconds in hex>-`` for the current second."""
-    global _trace_second, _trace_bytes
-    second = int(time.time())
-    if second != _trace_second:
-        _trace_second = second
-        _trace_bytes = b"X-Amzn-Trace-Id: Root=1-%08x-" % second
-    return _trace_bytes

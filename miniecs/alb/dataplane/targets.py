@@ -133,7 +133,8 @@ class TargetGroup:
             return None
         if self.spec.slow_start > 0 and any(t.slow_start_from is not None for t in cands):
             weights = [self._weight(t, now) for t in cands]
-            return self.balancer.pick(cands, weights)
+            if any(w < 1.0 for w in weights):
+                return self.balancer.pick(cands, weights)
         return self.balancer.pick(cands)
 
     def _weight(self, target: Target, now: float) -> float:

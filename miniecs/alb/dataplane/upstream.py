@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,13 @@ if TYPE_CHECKING:
     from .proxy import Exchange
     from .targets import Target
 
+HOP_BY_HOP = re.compile(
+    rb"\r\n(?:connection|keep-alive|transfer-encoding|te|trailer|upgrade|proxy-connection)"
+    rb"[ \t]*:",
+    re.IGNORECASE,
+)
+"""A response header the proxy may not pass on as it came."""
+CONTENT_LENGTH = re.compile(rb"\r\ncontent-length[ \t]*:[ \t]*(\d+)", re.IGNORECASE)
 RESPONSE_DROPPED = frozenset(
     {
         b"connection",
@@ -40,7 +48,6 @@ RESPONSE_DROPPED = frozenset(
 MAX_POOL = 256
 """Idle connections kept per target."""
 CRLF = b"\r\n"
-COLON = b": "
 LAST_CHUNK = b"0\r\n\r\n"
 
 # How the response body is framed towards the client (LENGTH: as received).
@@ -64,10 +71,12 @@ class UpstreamConnection(asyncio.Protocol):
         self.mode = NO_BODY
         self.interim = False
         self.client_out: list[bytes] = []
-        self.lines: list[bytes] = [b""]
-        self.reason = b""
-        self.content_length: bytes | None = None
-        self.upstream_chunked = False
+        self.in_head = True
+        self.head_buf = b""
+        """The response head received so far (from the start of the message)."""
+        self.chunk = b""
+        """The data of the read being parsed."""
+        self.raw = False
         self.until_close = False
         self.closed = False
         self.idle_since = 0.0
@@ -117,6 +126,9 @@ class UpstreamConnection(asyncio.Protocol):
             return
         self.got_bytes = True
         self.deadline = self.plane.now + self.plane.idle_timeout
+        if self.in_head:
+            self.head_buf = self.head_buf + data if self.head_buf else data
+        self.chunk = data
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError:
@@ -125,7 +137,8 @@ class UpstreamConnection(asyncio.Protocol):
         except httptools.HttpParserUpgrade:
             ex.client.fail(ex, 502)
             return
-        self._flush(ex)
+        if self.client_out:
+            self._flush(ex)
 
     def _flush(self, ex: Exchange) -> None:
         out = self.client_out
@@ -169,57 +182,51 @@ class UpstreamConnection(asyncio.Protocol):
     # --- httptools callbacks ------------------------------------------------------------------
 
     def on_message_begin(self) -> None:
-        self.lines = [b""]
-        self.reason = b""
-        self.content_length = None
-        self.upstream_chunked = False
-
-    def on_status(self, status: bytes) -> None:
-        self.reason += status
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        lname = name.lower()
-        if lname not in RESPONSE_DROPPED:
-            self.lines += (name, COLON, value, CRLF)
-        elif lname == b"content-length":
-            self.content_length = value
-        elif lname == b"transfer-encoding":
-            self.upstream_chunked = True
+        self.raw = False
 
     def on_headers_complete(self) -> None:
+        buf = self.head_buf
+        end = buf.find(b"\r\n\r\n") + 4
+        head = buf[:end]
+        status = self.parser.get_status_code()
+        self.in_head = False
         ex = self.exchange
         if ex is None:
             return
-        parser = self.parser
-        status = parser.get_status_code()
-        lines = self.lines
         if status < 200:
             self.interim = True
-            if status == 101 or ex.http10:
-                return  # we never ask to switch; an HTTP/1.0 client gets no interim response
-            lines[0] = b"HTTP/1.1 %d %s\r\n" % (status, self.reason)
-            lines.append(CRLF)
-            self.client_out.append(b"".join(lines))
+            self.in_head = True
+            self.head_buf = buf[end:]  # the final response may follow in the same read
+            if status != 101 and not ex.http10:
+                self.client_out.append(_rebuilt(head, status)[0] + CRLF)
             return
+        self.head_buf = b""
         self.interim = False
-        self.keep_alive = parser.should_keep_alive()
+        self.keep_alive = self.parser.should_keep_alive()
         group = ex.group
         if group is not None:
             group.response_time_sum += _monotonic() - ex.started
             group.response_time_count += 1
             group.codes[status // 100 if status < 600 else 5] += 1
         ex.responded = True
+        # Fast path: a head with nothing hop-by-hop in it is passed on as it came.
+        if HOP_BY_HOP.search(head) is None and head.startswith(b"HTTP/1.1 "):
+            prefix = head[:-2]
+            match = CONTENT_LENGTH.search(head)
+            length = match.group(1) if match is not None else None
+            chunked = False
+            extra = b""
+        else:
+            prefix, length, chunked = _rebuilt(head, status)
+            extra = b"Content-Length: %s\r\n" % length if length is not None else b""
         self.until_close = False
         if ex.head_only or status == 204 or status == 304:
             self.mode = NO_BODY
-            if self.content_length is not None:
-                lines += (b"Content-Length: ", self.content_length, CRLF)
-        elif self.content_length is not None:
+        elif length is not None:
             self.mode = LENGTH
-            lines += (b"Content-Length: ", self.content_length, CRLF)
         else:
             # Chunked from the target, or delimited by its closing the connection.
-            self.until_close = not self.upstream_chunked
+            self.until_close = not chunked
             if self.until_close:
                 self.keep_alive = False
             if ex.http10:
@@ -227,23 +234,31 @@ class UpstreamConnection(asyncio.Protocol):
                 ex.close_after = True
             else:
                 self.mode = CHUNKED
-                lines.append(b"Transfer-Encoding: chunked\r\n")
+                extra += b"Transfer-Encoding: chunked\r\n"
         if not ex.keep_alive or ex.close_after or not (ex.request_complete or not ex.has_body):
-            lines.append(b"Connection: close\r\n")
+            extra += b"Connection: close\r\n"
             ex.close_after = True
         elif ex.http10:
-            lines.append(b"Connection: keep-alive\r\n")
-        lines[0] = b"HTTP/1.1 %d %s\r\n" % (status, self.reason)
-        lines.append(CRLF)
-        self.client_out.append(b"".join(lines))
+            extra += b"Connection: keep-alive\r\n"
         if ex.head_only:
             # llhttp cannot be told the response was to HEAD: finish here, never reuse.
+            self.client_out.append(prefix + extra + CRLF)
             self.keep_alive = False
             self._complete(ex)
+        elif (
+            not extra
+            and self.mode == LENGTH
+            and buf is self.chunk
+            and length is not None
+            and len(buf) == end + int(length)
+        ):
+            self.raw = True  # the whole response is this one read: write it as it came
+        else:
+            self.client_out.append(prefix + extra + CRLF)
 
     def on_body(self, body: bytes) -> None:
         ex = self.exchange
-        if ex is None or self.interim:
+        if ex is None or self.interim or self.raw:
             return
         if self.mode == CHUNKED:
             self.client_out += (b"%x\r\n" % len(body), body, CRLF)
@@ -262,8 +277,35 @@ class UpstreamConnection(asyncio.Protocol):
         self._complete(ex)
 
     def _complete(self, ex: Exchange) -> None:
-        self._flush(ex)
+        self.in_head = True  # whatever comes next starts a new response
+        if self.raw:
+            self.raw = False
+            if not ex.client.closed:
+                ex.client.transport.write(self.chunk)
+        else:
+            self._flush(ex)
         self.exchange = None
         if not ex.request_complete:
             self.keep_alive = False
         ex.client.finish(ex, reuse=True)
+
+
+def _rebuilt(head: bytes, status: int) -> tuple[bytes, bytes | None, bool]:
+    """A head without hop-by-hop headers and without its final CRLF, its Content-Length value
+    and whether the target sent it chunked (the slow path: llhttp has validated the head)."""
+    lines = head[:-4].split(b"\r\n")
+    parts = lines[0].split(b" ", 2)
+    reason = parts[2] if len(parts) > 2 else b""
+    kept = [b"HTTP/1.1 %d %s\r\n" % (status, reason)]
+    length: bytes | None = None
+    chunked = False
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        lname = name.strip().lower()
+        if lname not in RESPONSE_DROPPED:
+            kept.append(line + CRLF)
+        elif lname == b"content-length":
+            length = value.strip()
+        elif lname == b"transfer-encoding":
+            chunked = True
+    return b"".join(kept), length, chunked
