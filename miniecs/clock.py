@@ -8,8 +8,20 @@ tests advance a `FakeClock` instead of sleeping.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Protocol
+
+
+async def wait_event(event: asyncio.Event, seconds: float) -> bool:
+    """Wait until `event` is set or `seconds` (real) pass; True if it was set. The loops
+    use this, not `asyncio.wait_for`, which on Python 3.11 can swallow a cancellation that
+    arrives as the event fires, leaving a loop that never stops."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await event.wait()
+            return True
+    return False
 
 
 class Clock(Protocol):

@@ -179,11 +179,12 @@ class Engine:
         return info is not None and bool(info.load_balancer_arns)
 
     def usage_view(self) -> UsageView:
-        """Clusters, services and tasks with the sampler's latest usage (`top`, `/metrics`)."""
+        """Clusters, services and tasks with the sampler's latest usage, and the load
+        balancers' counters (`top`, `/metrics`)."""
         assert self.clock is not None
         sampler = getattr(self, "sampler", None)
         usages = sampler.latest() if sampler is not None else []
-        return usage_view(self.store, usages, self.clock.now())
+        return usage_view(self.store, usages, self.clock.now(), self.alb.load_balancer_counters())
 
     def scaling_history(self, resource_id: str) -> list[dict[str, Any]] | None:
         """The autoscaler's recent evaluations of a target (None if none is registered)."""
@@ -283,3 +284,5 @@ class EngineThread:
     def stop(self, timeout: float = 30.0) -> None:
         self.engine.request_stop()
         self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise RuntimeError(f"miniecs did not stop within {timeout:g} s")

@@ -14,6 +14,9 @@ import httptools
 
 from miniecs.alb.dataplane.main import DataPlane
 
+BIG = bytes(range(256)) * 20_000
+"""A 5 MB payload."""
+
 
 @dataclass
 class Seen:
@@ -32,7 +35,7 @@ class Backend:
 
     name: str
     mode: str = "ok"
-    """ok | hop | continue | reset | garbage | silent | chunked | close-delimited | slow"""
+    """ok | hop | continue | big | reset | garbage | silent | chunked | close-delimited | slow"""
     delay: float = 0.0
     requests: list[Seen] = field(default_factory=list)
     bytes_received: int = 0
@@ -116,6 +119,8 @@ class _BackendProtocol(asyncio.Protocol):
         if self.transport.is_closing():
             return
         b = self.backend
+        if b.mode == "big":
+            payload = BIG
         interim = b"HTTP/1.1 100 Continue\r\nX-Interim: 1\r\n\r\n" if b.mode == "continue" else b""
         hop = b"Connection: keep-alive\r\nKeep-Alive: timeout=5\r\n" if b.mode == "hop" else b""
         self.transport.write(

@@ -15,7 +15,6 @@ service scheduler call.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import json
 import logging
@@ -24,8 +23,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from miniecs.clock import Clock
+from miniecs.clock import Clock, wait_event
 from miniecs.errors import RuntimeUnavailable
+from miniecs.metrics.loadbalancing import CODE_CLASSES, LoadBalancerCounters, TargetGroupCounters
 from miniecs.metrics.store import MetricStore
 from miniecs.runtime.base import (
     LABEL_INSTANCE,
@@ -108,6 +108,8 @@ class AlbController:
         self._version = 0
         self._reports: dict[str, Report] = {}
         self._counters: dict[str, dict[str, Any]] = {}
+        self._host_counts: dict[str, dict[str, tuple[int, int, int]]] = {}
+        """LB ARN → target group ARN → (healthy, unhealthy, registered) at the last reading."""
         self._drain_versions: dict[tuple[str, str, str, int], int] = {}
         """(LB, target group, ip, port) → first config version in which the target drains."""
         self._running: set[str] = set()
@@ -215,6 +217,40 @@ class AlbController:
                 lbs.append(owner.parent or "")
         return sorted(set(lbs))
 
+    def load_balancer_counters(self) -> list[LoadBalancerCounters]:
+        """Each observed data plane's cumulative counters and target health at the last
+        reading (`/metrics`), by load balancer and target group name."""
+
+        def number(counters: dict[str, Any], key: str) -> float:
+            return float(counters.get(key) or 0)
+
+        out = []
+        for lb_arn, counters in self._counters.items():
+            groups = []
+            for tg_arn, (healthy, unhealthy, _) in self._host_counts.get(lb_arn, {}).items():
+                tg = counters.get(tg_arn) or {}
+                groups.append(
+                    TargetGroupCounters(
+                        name=tg_arn.rsplit("/", 2)[1],
+                        requests=number(tg, "requests"),
+                        responses=tuple((c, number(tg, c)) for c in CODE_CLASSES),
+                        response_time_sum=number(tg, "response_time_sum"),
+                        response_time_count=int(number(tg, "response_time_count")),
+                        healthy=healthy,
+                        unhealthy=unhealthy,
+                    )
+                )
+            lb = counters.get("load_balancer") or {}
+            out.append(
+                LoadBalancerCounters(
+                    name=lb_arn.rsplit("/", 2)[1],
+                    requests=number(lb, "requests"),
+                    elb_5xx=number(lb, "elb_5xx"),
+                    target_groups=tuple(groups),
+                )
+            )
+        return out
+
     def load_balancer_state(self, lb_arn: str) -> tuple[str, str | None]:
         """(Code, Reason): `active` once its data-plane container runs, `provisioning` before,
         `failed` with the engine's reason while the container cannot be run."""
@@ -261,8 +297,7 @@ class AlbController:
         while True:
             self._wake.clear()
             await self.run_once_safely()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.settings.interval)
+            await wait_event(self._wake, self.settings.interval)
 
     async def run_once_safely(self) -> None:
         try:
@@ -326,6 +361,7 @@ class AlbController:
         self._pushed.pop(lb_arn, None)
         self._reports.pop(lb_arn, None)
         self._counters.pop(lb_arn, None)
+        self._host_counts.pop(lb_arn, None)
         self._running.discard(lb_arn)
         for key in [k for k in self._drain_versions if k[0] == lb_arn]:
             del self._drain_versions[key]
@@ -449,6 +485,7 @@ class AlbController:
                 states.count("unhealthy"),
                 len(records),
             )
+        self._host_counts[lb_arn] = host_counts
         if previous is None:
             previous = report.counters
         self.metrics.put_many(

@@ -3,7 +3,10 @@
 The data plane counts since its container started; `datapoints` turns the difference between
 two readings into CloudWatch datapoints with the dimensions ALB uses (`LoadBalancer`
 `app/<name>/<id>`, `TargetGroup` `targetgroup/<name>/<id>`). A reading lower than the previous
-one means the container restarted, so it counts from zero.
+one means the container restarted, so it counts from zero. RequestCountPerTarget is written at
+every reading, zero when no request came, so ALBRequestCountPerTarget target tracking sees an
+idle group's real zeros (and can scale in to MinCapacity) rather than missing data; the other
+counts are written only when nonzero, as ELB reports them.
 """
 
 from __future__ import annotations
@@ -84,9 +87,10 @@ def datapoints(
         requests = _delta(tg_now, tg_before, "requests")
         if requests > 0:
             put("RequestCount", on_tg, requests)
-            per_target = requests / (healthy or registered or 1)
-            put("RequestCountPerTarget", {"TargetGroup": tg_dim}, per_target)
-            put("RequestCountPerTarget", on_tg, per_target)
+        # Real zeros while the group is idle, so ALBRequestCountPerTarget can scale in.
+        per_target = requests / (healthy or registered or 1)
+        put("RequestCountPerTarget", {"TargetGroup": tg_dim}, per_target)
+        put("RequestCountPerTarget", on_tg, per_target)
         for code in lb_codes:
             value = _delta(tg_now, tg_before, code)
             lb_codes[code] += value

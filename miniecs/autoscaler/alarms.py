@@ -76,8 +76,9 @@ def policy_metric(target: ScalableTarget, configuration: dict[str, Any]) -> Metr
     if predefined is not None:
         kind = predefined["PredefinedMetricType"]
         if kind == ALB_REQUEST_COUNT:
-            label = str(predefined["ResourceLabel"])
-            group = label[label.index("targetgroup/") :]
+            # app/<lb-name>/<lb-id>/targetgroup/<tg-name>/<tg-id>: the TargetGroup dimension
+            # is the last three parts (a load balancer may be named "targetgroup").
+            group = str(predefined["ResourceLabel"]).split("/", 3)[3]
             return MetricSpec(
                 "AWS/ApplicationELB",
                 "RequestCountPerTarget",

@@ -14,9 +14,27 @@ Prometheus name → CloudWatch metric (ratios are CloudWatch's percent ÷ 100):
 - `miniecs_container_cpu_utilization_ratio`, `miniecs_container_memory_utilization_ratio` →
   ECS/ContainerInsights `ContainerCpuUtilization`, `ContainerMemoryUtilization` (ContainerName)
 
-Labels are `cluster`, `service` (empty for tasks not started by a service), `task_id` and
-`container`: no IPs, ARNs or timestamps, so series are bounded by the number of live tasks. A
-service or task without a sample has no series, as CloudWatch has no datapoint for it.
+Load balancers (AWS/ApplicationELB), from each data plane's cumulative counters (since its
+container started; a restart resets them, which `rate()` and `increase()` handle) and the target
+health at the controller's last reading (about once a second):
+- `miniecs_alb_requests_total{load_balancer}` → `RequestCount` (LoadBalancer), Sum
+- `miniecs_alb_target_requests_total{load_balancer,target_group}` → `RequestCount`
+  (LoadBalancer, TargetGroup); `RequestCountPerTarget` (TargetGroup), the metric of
+  ALBRequestCountPerTarget target tracking, is
+  `increase(miniecs_alb_target_requests_total[1m]) / miniecs_alb_healthy_targets`
+- `miniecs_alb_target_responses_total{...,code_class="2xx"|"3xx"|"4xx"|"5xx"}` →
+  `HTTPCode_Target_2XX_Count` ... `HTTPCode_Target_5XX_Count`
+- `miniecs_alb_elb_5xx_total{load_balancer}` → `HTTPCode_ELB_5XX_Count`
+- `miniecs_alb_target_response_time_seconds_sum` / `_count` → `TargetResponseTime`; Average is
+  `rate(..._sum[1m]) / rate(..._count[1m])`
+- `miniecs_alb_healthy_targets`, `miniecs_alb_unhealthy_targets` → `HealthyHostCount`,
+  `UnHealthyHostCount` (LoadBalancer, TargetGroup)
+
+Labels are `cluster`, `service` (empty for tasks not started by a service), `task_id`,
+`container`, `load_balancer` and `target_group` (names): no IPs, ARNs or timestamps, so series
+are bounded by the number of live tasks and load balancers. A service or task without a sample
+has no series, as CloudWatch has no datapoint for it; a load balancer appears once its data
+plane has reported.
 """
 
 from __future__ import annotations
@@ -24,9 +42,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    Metric,
+    SummaryMetricFamily,
+)
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
+from miniecs.metrics.loadbalancing import LoadBalancerCounters
 from miniecs.metrics.view import TaskView, UsageView
 
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
@@ -35,6 +59,59 @@ CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 
 def _ratio(percent: float | None) -> float | None:
     return None if percent is None else percent / 100.0
+
+
+def _load_balancer_metrics(load_balancers: tuple[LoadBalancerCounters, ...]) -> list[Metric]:
+    lb_labels = ["load_balancer"]
+    tg_labels = ["load_balancer", "target_group"]
+    requests = CounterMetricFamily(
+        "miniecs_alb_requests",
+        "Requests the load balancer answered (AWS/ApplicationELB RequestCount, LoadBalancer).",
+        labels=lb_labels,
+    )
+    elb_5xx = CounterMetricFamily(
+        "miniecs_alb_elb_5xx",
+        "5xx responses the load balancer generated itself (HTTPCode_ELB_5XX_Count).",
+        labels=lb_labels,
+    )
+    tg_requests = CounterMetricFamily(
+        "miniecs_alb_target_requests",
+        "Requests routed to the target group (RequestCount, LoadBalancer and TargetGroup).",
+        labels=tg_labels,
+    )
+    responses = CounterMetricFamily(
+        "miniecs_alb_target_responses",
+        "Responses from the group's targets by code class (HTTPCode_Target_<class>_Count).",
+        labels=[*tg_labels, "code_class"],
+    )
+    response_time = SummaryMetricFamily(
+        "miniecs_alb_target_response_time_seconds",
+        "Time from sending a request to a target to receiving its response head "
+        "(TargetResponseTime).",
+        labels=tg_labels,
+    )
+    healthy = GaugeMetricFamily(
+        "miniecs_alb_healthy_targets",
+        "Registered targets in state healthy (HealthyHostCount).",
+        labels=tg_labels,
+    )
+    unhealthy = GaugeMetricFamily(
+        "miniecs_alb_unhealthy_targets",
+        "Registered targets in state unhealthy (UnHealthyHostCount).",
+        labels=tg_labels,
+    )
+    for lb in load_balancers:
+        requests.add_metric([lb.name], lb.requests)
+        elb_5xx.add_metric([lb.name], lb.elb_5xx)
+        for tg in lb.target_groups:
+            labels = [lb.name, tg.name]
+            tg_requests.add_metric(labels, tg.requests)
+            for code_class, count in tg.responses:
+                responses.add_metric([*labels, code_class], count)
+            response_time.add_metric(labels, tg.response_time_count, tg.response_time_sum)
+            healthy.add_metric(labels, tg.healthy)
+            unhealthy.add_metric(labels, tg.unhealthy)
+    return [requests, elb_5xx, tg_requests, responses, response_time, healthy, unhealthy]
 
 
 class UsageCollector:
@@ -112,7 +189,8 @@ class UsageCollector:
                 ctr_cpu.add_metric([*labels, container.name], usage.cpu_percent / 100.0)
                 ctr_mem.add_metric([*labels, container.name], usage.memory_percent / 100.0)
 
-        for cluster in self.view().clusters:
+        view = self.view()
+        for cluster in view.clusters:
             for service in cluster.services:
                 labels = [cluster.name, service.name]
                 desired.add_metric(labels, service.desired)
@@ -131,6 +209,8 @@ class UsageCollector:
         yield from (
             svc_cpu, svc_mem, desired, running, pending, task_cpu, task_mem, ctr_cpu, ctr_mem,
         )  # fmt: skip
+        if view.load_balancers:
+            yield from _load_balancer_metrics(view.load_balancers)
 
 
 def exposition(view: Callable[[], UsageView]) -> bytes:

@@ -135,7 +135,7 @@ def _task_values(t: TaskUsage) -> list[tuple[str, float, str]]:
 
 def _enhanced_task_values(t: TaskUsage) -> list[tuple[str, float, str]]:
     return [
-        ("TaskCpuUtilization", t.cpu_percent, "Percent"),
+        ("TaskCpuUtilization", min(t.cpu_percent, 100.0), "Percent"),
         ("TaskMemoryUtilization", t.memory_percent, "Percent"),
     ]
 
@@ -201,7 +201,9 @@ def aws_ecs_points(tasks: Sequence[TaskUsage], timestamp: float) -> list[Point]:
 
 
 def _cpu_used(t: TaskUsage) -> float:
-    return t.cpu_units
+    """With task-level CPU (Fargate) a task cannot use more than its reservation; a reading a
+    hair above it is sampling jitter, capped as AWS caps it."""
+    return min(t.cpu_units, t.cpu_reserved) if t.cpu_reserved else t.cpu_units
 
 
 def _cpu_reserved(t: TaskUsage) -> float:

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from miniecs.metrics.loadbalancing import LoadBalancerCounters
 from miniecs.metrics.usage import ContainerUsage, TaskUsage
 from miniecs.model import Task, TaskStatus
 from miniecs.store import Store
@@ -129,6 +130,8 @@ class UsageView:
     now: float
     """Control-plane clock time of the view."""
     clusters: tuple[ClusterView, ...]
+    load_balancers: tuple[LoadBalancerCounters, ...] = ()
+    """The load balancers' counters and target health (Prometheus only)."""
 
     def to_json(self) -> dict[str, Any]:
         return {"now": self.now, "clusters": [c.to_json() for c in self.clusters]}
@@ -144,9 +147,14 @@ def _task_view(task: Task, usage: TaskUsage | None) -> TaskView:
     )
 
 
-def usage_view(store: Store, usages: Iterable[TaskUsage], now: float) -> UsageView:
+def usage_view(
+    store: Store,
+    usages: Iterable[TaskUsage],
+    now: float,
+    load_balancers: Iterable[LoadBalancerCounters] = (),
+) -> UsageView:
     """The view of every ACTIVE cluster's services and live tasks, with the latest usage of
-    each task that has one (only RUNNING tasks are sampled)."""
+    each task that has one (only RUNNING tasks are sampled), and `load_balancers`."""
     latest = {u.task_id: u for u in usages}
     clusters = []
     for cluster in store.list_clusters():
@@ -176,4 +184,4 @@ def usage_view(store: Store, usages: Iterable[TaskUsage], now: float) -> UsageVi
                 standalone,
             )
         )
-    return UsageView(now, tuple(clusters))
+    return UsageView(now, tuple(clusters), tuple(load_balancers))

@@ -8,13 +8,12 @@ unreachable it decides nothing, since the store's view of the tasks is frozen to
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 from collections.abc import Callable
 from functools import partial
 
-from miniecs.clock import Clock
+from miniecs.clock import Clock, wait_event
 from miniecs.model import Service, Task, TaskDefinition, TaskStatus
 from miniecs.scheduler.plan import ServicePlan, StopOrder, add_event, plan_service
 from miniecs.scheduler.targets import LoadBalancing, TargetSync, sync_targets
@@ -79,8 +78,7 @@ class ServiceScheduler:
                 self.once()
             except Exception:
                 log.exception("service scheduler pass failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval)
+            await wait_event(self._wake, self.interval)
 
     def once(self) -> None:
         if not self.engine_available():

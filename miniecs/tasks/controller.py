@@ -9,13 +9,12 @@ task are removed; if the engine does not answer, the pass is skipped and nothing
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 from collections import defaultdict
 from collections.abc import Callable
 
-from miniecs.clock import Clock
+from miniecs.clock import Clock, wait_event
 from miniecs.config import TaskSettings
 from miniecs.errors import ClientException, RuntimeUnavailable
 from miniecs.model import StopCode, Task, TaskDefinition, TaskStatus
@@ -76,8 +75,7 @@ class TaskController:
         while True:
             self._wake.clear()
             await self.run_once_safely()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.settings.reconcile_interval)
+            await wait_event(self._wake, self.settings.reconcile_interval)
 
     async def run_once_safely(self) -> None:
         """One pass; an unreachable engine freezes decisions, other failures are logged."""

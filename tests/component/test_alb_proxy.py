@@ -8,13 +8,15 @@ fail-open, rules, and the counters in ``state.json``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
+import socket
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from tests.alb_support import Backend, Client, config, data_plane, request
+from tests.alb_support import BIG, Backend, Client, config, data_plane, request
 from tests.conftest import free_port
 
 
@@ -171,6 +173,63 @@ async def test_no_response_within_the_idle_timeout_is_504(tmp_path: Path) -> Non
         assert status == 504
         assert dp.plane.counters.elb_504 == 1
     await stop([b])
+
+
+async def test_a_target_that_does_not_accept_in_time_is_504(tmp_path: Path) -> None:
+    # A listener with a full accept queue drops SYNs: connecting hangs like a black hole.
+    full = socket.socket()
+    full.bind(("127.0.0.1", 0))
+    full.listen(0)
+    queued = []
+    for _ in range(3):
+        conn = socket.socket()
+        conn.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            conn.connect(full.getsockname())
+        queued.append(conn)
+    port = free_port()
+    doc = config(port, [full.getsockname()[1]], limits={"connect_timeout": 0.3})
+    try:
+        async with data_plane(tmp_path, doc) as dp:
+            raw = b"GET / HTTP/1.1\r\nHost: lb\r\nConnection: close\r\n\r\n"
+            assert (await request(port, raw))[0] == 504
+            assert dp.plane.counters.elb_504 == 1
+    finally:
+        for conn in [*queued, full]:
+            conn.close()
+
+
+async def test_large_bodies_stream_both_ways(tmp_path: Path) -> None:
+    (b,) = await backends("ok")
+    port = free_port()
+    body = BIG
+    async with data_plane(tmp_path, config(port, [b.port])):
+        client = await Client.open(port)
+        client.send(b"PUT /big HTTP/1.1\r\nHost: lb\r\nContent-Length: %d\r\n\r\n" % len(body))
+        for i in range(0, len(body), 65536):
+            client.send(body[i : i + 65536])
+            await client.writer.drain()
+        status, _, answer = await client.read()
+        assert (status, answer) == (200, b"b1 PUT /big %d" % len(body))
+        client.send(b"POST /chunks HTTP/1.1\r\nHost: lb\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for i in range(0, len(body), 100_000):
+            piece = body[i : i + 100_000]
+            client.send(b"%x\r\n%s\r\n" % (len(piece), piece))
+            await client.writer.drain()
+        client.send(b"0\r\n\r\n")
+        status, _, answer = await client.read()
+        assert (status, answer) == (200, b"b1 POST /chunks %d" % len(body))
+        await client.close()
+    await stop([b])
+    assert [r.body == body for r in b.requests] == [True, True]
+    (big,) = await backends("big")
+    async with data_plane(tmp_path, config(port, [big.port], version=2)):
+        client = await Client.open(port)
+        for _ in range(2):
+            status, headers, answer = await client.get("/download")
+            assert (status, headers["content-length"], answer == BIG) == (200, str(len(BIG)), True)
+        await client.close()
+    await stop([big])
 
 
 async def test_connection_refused_is_502_and_no_targets_is_503(tmp_path: Path) -> None:

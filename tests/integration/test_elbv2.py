@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from prometheus_client.parser import text_string_to_metric_families
 
 from miniecs.demo import TASK_DEFINITION
 from tests.conftest import Miniecs, ServerProcess, boto_client, docker_client, free_port, wait_for
@@ -131,6 +132,17 @@ def test_alb_routes_to_healthy_tasks_and_drains(miniecs: Miniecs, alb_image: Non
         return sum(p["Sum"] for p in points)
 
     wait_for(lambda: requests_counted() >= 10, timeout=15)
+    scraped = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for f in text_string_to_metric_families(
+            urllib.request.urlopen(f"{miniecs.endpoint}/metrics", timeout=5).read().decode()
+        )
+        for s in f.samples
+    }
+    group = (("load_balancer", "web"), ("target_group", "web"))
+    assert scraped[("miniecs_alb_requests_total", (("load_balancer", "web"),))] >= 10
+    assert scraped[("miniecs_alb_target_requests_total", group)] >= 10
+    assert scraped[("miniecs_alb_healthy_targets", group)] == 2
 
     # Requests in flight keep a deregistered target draining; once they finish it is gone,
     # long before the 300 s deregistration delay.

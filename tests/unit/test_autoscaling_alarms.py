@@ -63,6 +63,9 @@ def test_high_resolution_and_alb_metrics() -> None:
         "AWS/ApplicationELB", "RequestCountPerTarget", "Sum",
     )  # fmt: skip
     assert high.dimensions == (("TargetGroup", "targetgroup/web/943f017f100becff"),)
+    label = "app/targetgroup/50dc6c495c0c9188/targetgroup/web/943f017f100becff"
+    high, _ = target_tracking_alarms(TARGET, policy("ALBRequestCountPerTarget", label), T0)
+    assert high.dimensions == (("TargetGroup", "targetgroup/web/943f017f100becff"),)
 
 
 def put_minutes(store: MetricStore, values: list[float], start: float = T0) -> None:

@@ -31,6 +31,14 @@ from tests.conftest import _validate_response, boto_client, free_port
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
+@pytest.fixture(autouse=True)
+def fresh_now() -> None:
+    """Each test's windows around the time it runs (a module-level time goes stale when the
+    module waits behind slow tests)."""
+    global NOW
+    NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
 @pytest.fixture(scope="module")
 def endpoint() -> Iterator[str]:
     api = CloudWatchApi(MetricStore(None), SystemClock())

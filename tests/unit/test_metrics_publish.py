@@ -77,6 +77,14 @@ def test_service_utilization_by_aws_formula_with_min_max_over_tasks() -> None:
     assert {p[1] for p in points} == {T0}
 
 
+def test_a_reading_above_the_task_limit_is_capped_at_100_percent() -> None:
+    # Sampling jitter reads a pinned task at 100.4 %: target tracking at 50 % must see 100 %
+    # (ceil(1 x 100 / 50) = 2), not 100.4 % (which would give 3).
+    points = aws_ecs_points([task("pinned", 257.0)], T0)
+    cpu = by_key(points)[(AWS_ECS, "CPUUtilization", SERVICE)]
+    assert (cpu.average, cpu.maximum) == (100.0, 100.0)
+
+
 def test_cluster_datapoint_counts_every_task_and_standalone_tasks_have_no_service_one() -> None:
     tasks = [task("a", 256), task("b", 0, service=None)]
     got = by_key(aws_ecs_points(tasks, T0))

@@ -94,54 +94,36 @@ class Listener:
 
 
 class Exchange:
-    """One request and its response."""
+    """One request and its response.
 
-    __slots__ = (
-        "action",
-        "body_bytes",
-        "chunked",
-        "client",
-        "close_after",
-        "group",
-        "has_body",
-        "head_only",
-        "http10",
-        "info",
-        "keep_alive",
-        "method",
-        "out",
-        "out_bytes",
-        "request_complete",
-        "responded",
-        "retried",
-        "reused",
-        "started",
-        "target",
-        "upstream",
-    )
+    Fields default at class level: a new exchange sets only what differs (this is per request).
+    """
 
-    def __init__(self, client: ClientConnection) -> None:
+    method = b""
+    out_bytes = 0
+    info: RequestInfo | None = None
+    chunked = False
+    has_body = False
+    body_bytes = 0
+    keep_alive = True
+    http10 = False
+    head_only = False
+    request_complete = False
+    responded = False
+    close_after = False
+    retried = False
+    reused = False
+    started = 0.0
+    group: TargetGroup | None = None
+    target: Target | None = None
+    upstream: UpstreamConnection | None = None
+
+    def __init__(
+        self, client: ClientConnection, action: Forward | FixedResponse | Redirect
+    ) -> None:
         self.client = client
-        self.method = b""
+        self.action = action
         self.out: list[bytes] = []
-        self.out_bytes = 0
-        self.action: Forward | FixedResponse | Redirect | None = None
-        self.info: RequestInfo | None = None
-        self.chunked = False
-        self.has_body = False
-        self.body_bytes = 0
-        self.keep_alive = True
-        self.http10 = False
-        self.head_only = False
-        self.request_complete = False
-        self.responded = False
-        self.close_after = False
-        self.retried = False
-        self.reused = False
-        self.started = 0.0
-        self.group: TargetGroup | None = None
-        self.target: Target | None = None
-        self.upstream: UpstreamConnection | None = None
 
 
 class ClientConnection(asyncio.Protocol):
@@ -159,7 +141,6 @@ class ClientConnection(asyncio.Protocol):
         self.deadline = 0.0
         self.head_bytes = 0
         self.paused = 0
-        self.write_paused = False
         self.closed = False
         self.active: Exchange | None = None
         self.receiving: Exchange | None = None
@@ -251,15 +232,13 @@ class ClientConnection(asyncio.Protocol):
             self._release(ex, reuse=False)
 
     def pause_writing(self) -> None:
-        self.write_paused = True
         ex = self.active
-        if ex is not None and ex.upstream is not None:
+        if ex is not None and ex.upstream is not None and not ex.upstream.closed:
             ex.upstream.transport.pause_reading()
 
     def resume_writing(self) -> None:
-        self.write_paused = False
         ex = self.active
-        if ex is not None and ex.upstream is not None:
+        if ex is not None and ex.upstream is not None and not ex.upstream.closed:
             ex.upstream.transport.resume_reading()
 
     def pause(self, reason: int) -> None:
@@ -317,8 +296,11 @@ class ClientConnection(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         parser = self.parser
         version = parser.get_http_version()
-        if version != "1.1" and version != "1.0":
-            raise Reject(505 if version in ("2.0", "3.0") else 400)
+        http10 = False
+        if version != "1.1":
+            if version != "1.0":
+                raise Reject(505 if version in ("2.0", "3.0") else 400)
+            http10 = True
         method = parser.get_method()
         url = self.url
         if (
@@ -327,23 +309,28 @@ class ClientConnection(asyncio.Protocol):
             and (method == b"CONNECT" or not url.lower().startswith((b"http://", b"https://")))
         ):
             raise Reject(400)
-        http10 = version == "1.0"
         host = self.host
         if host is None and not http10:
             raise Reject(400)
-        ex = Exchange(self)
         table = self.listener.table
+        info = None
         if table.rules:
-            ex.info = self._info(method)
-            ex.action = table.route(ex.info)
+            info = self._info(method)
+            action = table.route(info)
         else:
-            ex.action = table.default
-            if type(ex.action) is Redirect:
-                ex.info = self._info(method)
+            action = table.default
+            if type(action) is Redirect:
+                info = self._info(method)
+        ex = Exchange(self, action)
         ex.method = method
-        ex.http10 = http10
-        ex.keep_alive = parser.should_keep_alive()
-        ex.head_only = method == b"HEAD"
+        if info is not None:
+            ex.info = info
+        if http10:
+            ex.http10 = True
+        if not parser.should_keep_alive():
+            ex.keep_alive = False
+        if method == b"HEAD":
+            ex.head_only = True
         lines = self.lines
         if self.named is not None:
             lines = _without(lines, self.named)
@@ -372,10 +359,14 @@ class ClientConnection(asyncio.Protocol):
         else:
             lines += (self.plane.trace_prefix, b"%024x\r\n" % _getrandbits(96))
         lines += (CRLF,)
-        lines[0] = method + b" " + url + b" HTTP/1.1\r\n"
+        lines[0] = b"%s %s HTTP/1.1\r\n" % (method, url)
         ex.out.append(b"".join(lines))
         self.plane.counters.requests += 1
-        self._reset_request()
+        self.url = b""
+        self.lines = [b""]
+        self.host = self.xff = self.trace = self.te = self.content_length = None
+        self.named = None
+        self.head_size = 0
         self.receiving = ex
         self.phase = BODY
         if self.active is None:
@@ -610,6 +601,9 @@ class ClientConnection(asyncio.Protocol):
         self.queue.clear()
         if ex is not None:
             self._release(ex, reuse=False)
+            if ex.responded:
+                self.abort()  # mid-response: an error page would corrupt it
+                return
         if not self.closed:
             self.transport.write(responses.elb_error(status, False))
             self.transport.close()
