@@ -421,8 +421,6 @@ class Demo:
                 "PredefinedMetricSpecification": {
                     "PredefinedMetricType": "ECSServiceAverageCPUUtilization"
                 },
-                "ScaleOutCooldown": 60,
-                "ScaleInCooldown": 60,
             },
         )
         alarms = self.cloudwatch.describe_alarms(AlarmNamePrefix="TargetTracking-")["MetricAlarms"]
@@ -564,8 +562,10 @@ class Demo:
             raise DemoError("the targets did not become healthy within 60 s")
         self.console.print(
             f"Load balancer {lb['DNSName']}:{port} (the only thing listening on the host); its "
-            "target group is in IP mode; ECS registered each task's private IP and the health "
-            f"checks passed: {', '.join(sorted(self.healthy_targets()))}."
+            "target group is in IP mode. UpdateService with loadBalancers rolled out a new "
+            "deployment, as on ECS: new tasks, each registered by its private IP once RUNNING, "
+            f"healthy after the checks: {', '.join(sorted(self.healthy_targets()))}; the old "
+            "tasks, the pinned one among them, are being replaced."
         )
         try:
             target = loadgen.url_target(f"http://{lb['DNSName']}:{port}/work")
@@ -576,8 +576,10 @@ class Demo:
         time.sleep(1.0)
         pinned = self.pinned.stop()
         self.console.print(
-            f"The client now goes through the listener (the pinned run ended: "
-            f"{sum(_per_task(pinned).values())} requests, all to one task)."
+            "The client now goes through the listener. The pinned run ended with "
+            f"{sum(_per_task(pinned).values())} answers, all from one task, and "
+            f"{_errors(pinned)} errors once the deployment stopped that task: a cached task "
+            "IP breaks when the task goes."
         )
         self.watch(lambda: False, period * 3, "3 periods of load via the load balancer")
         self.console.print(
@@ -588,8 +590,8 @@ class Demo:
             )
         )
         self.console.print(
-            "The hot task cooled: the same work, spread. Autoscaling added capacity; the load "
-            "balancer put it to use."
+            "The same work that kept one task near its limit is now spread evenly: "
+            "autoscaling added capacity; the load balancer put it to use."
         )
 
     def phase_replacement(self) -> None:
@@ -728,6 +730,10 @@ class Demo:
         if self.report_dir is not None:
             page = self.recorder.render(self.report_dir)
             self.console.print(f"report: {page} (charts and raw data beside it)")
+
+
+def _errors(report: dict[str, Any]) -> int:
+    return int(report.get("errors") or 0)
 
 
 def _pct(value: float | None) -> str:

@@ -36,7 +36,7 @@ from miniecs.metrics.publish import Publisher
 from miniecs.metrics.sampler import Sampler
 from miniecs.metrics.store import MetricStore
 from miniecs.metrics.view import UsageView, usage_view
-from miniecs.model import Task
+from miniecs.model import Task, TaskStatus
 from miniecs.runtime.base import Runtime
 from miniecs.runtime.docker import DockerRuntime
 from miniecs.scheduler.loop import ServiceScheduler
@@ -172,7 +172,14 @@ class Engine:
         if task.service is None:
             return False
         service = self.store.get_service(task.cluster, task.service)
-        return service is not None and holds(task, service.load_balancers, self.alb)
+        if service is None or not holds(task, service, self.alb):
+            return False
+        # A live task that got this task's IP owns the target now: do not wait for it.
+        return not any(
+            t.private_ip == task.private_ip and t.desired_status is TaskStatus.RUNNING
+            for t in self.store.list_tasks(cluster=task.cluster, live_only=True)
+            if t.task_id != task.task_id
+        )
 
     def _target_group_attached(self, arn: str) -> bool:
         info = self.alb.target_group(arn)

@@ -190,6 +190,8 @@ class Deployment:
     failed_tasks: int = 0
     circuit_breaker: bool = False
     rollback: bool = False
+    load_balancers: tuple[dict[str, Any], ...] = ()
+    """The service's `loadBalancers` when this deployment began: its tasks register there."""
 
 
 @dataclass(frozen=True, slots=True)

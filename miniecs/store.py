@@ -101,6 +101,7 @@ def service_from_json(text: str) -> Service:
                 **d,
                 "status": DeploymentStatus(d["status"]),
                 "rollout_state": RolloutState(d["rollout_state"]),
+                "load_balancers": tuple(d.get("load_balancers") or ()),
             }
         )
         for d in data["deployments"]

@@ -148,7 +148,9 @@ class ServiceOperations:
         load_balancers = self._load_balancers(req, td)
         grace = int(req.get("healthCheckGracePeriodSeconds") or 0)
         now = self.clock.now()
-        deployment = new_deployment(td.arn, now, cfg["circuit_breaker"], cfg["rollback"])
+        deployment = new_deployment(
+            td.arn, now, cfg["circuit_breaker"], cfg["rollback"], load_balancers
+        )
         service = Service(
             name=name,
             cluster=cluster.name,
@@ -192,9 +194,14 @@ class ServiceOperations:
         if req.get("loadBalancers") is not None:
             changes["load_balancers"] = self._load_balancers(req, self.task_definition(td_arn))
         new = dataclasses.replace(service, **changes)
-        if td_arn != service.task_definition or req.get("forceNewDeployment"):
+        # As on ECS, a new load balancer configuration rolls out as a new deployment: its
+        # tasks register in the new target groups, the old tasks leave the old ones.
+        lb_changed = new.load_balancers != service.load_balancers
+        if td_arn != service.task_definition or req.get("forceNewDeployment") or lb_changed:
             now = self.clock.now()
-            deployment = new_deployment(td_arn, now, new.circuit_breaker, new.rollback)
+            deployment = new_deployment(
+                td_arn, now, new.circuit_breaker, new.rollback, new.load_balancers
+            )
             demoted = tuple(
                 dataclasses.replace(d, status=DeploymentStatus.ACTIVE, updated_at=now)
                 if d.status is DeploymentStatus.PRIMARY

@@ -33,6 +33,8 @@ PERIOD = 20.0
 """ECS's high-resolution period; 60 s queries merge three."""
 PRUNE_EVERY = 3600.0
 """Control-plane seconds between two prunes of expired buckets."""
+WRITER = "ecs-publisher"
+"""The publisher's name for `MetricStore.put_period`: each period is written once."""
 
 Point = tuple[MetricId, float, float | Stats, str, int]
 """A `MetricStore.put_many` row: metric, timestamp, statistic set, unit, resolution."""
@@ -291,7 +293,9 @@ def period_start(now: float, period: float = PERIOD) -> float:
 
 class Publisher:
     """Collects the sampler's usage into publish periods and writes each closed period's
-    datapoints (at the period's start) into the MetricStore."""
+    datapoints (at the period's start) into the MetricStore, once: after a restart the
+    control-plane clock can resume up to a persist interval in the past, and a period the
+    store already holds is then dropped rather than merged twice."""
 
     def __init__(self, store: Store, metrics: MetricStore, period: float = PERIOD) -> None:
         self.store = store
@@ -326,7 +330,8 @@ class Publisher:
         points = aws_ecs_points(tasks, self._window)
         for cluster in self._clusters({t.cluster for t in tasks}):
             points += insights_points(tasks, cluster, self._window)
-        self.metrics.put_many(points)
+        if not self.metrics.put_period(WRITER, self._window, points):
+            return 0
         return len(points)
 
     def _clusters(self, names: set[str]) -> list[ClusterView]:

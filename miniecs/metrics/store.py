@@ -114,6 +114,10 @@ class MetricStore:
                     namespace TEXT NOT NULL, name TEXT NOT NULL, dims TEXT NOT NULL,
                     last REAL NOT NULL, PRIMARY KEY (namespace, name, dims))"""
             )
+            self._db.execute(
+                """CREATE TABLE IF NOT EXISTS periods (
+                    writer TEXT NOT NULL PRIMARY KEY, start REAL NOT NULL)"""
+            )
 
     def close(self) -> None:
         with self._lock:
@@ -131,8 +135,41 @@ class MetricStore:
 
     def put_many(self, points: Iterable[tuple[MetricId, float, float | Stats, str, int]]) -> None:
         """Merge each (metric, timestamp, value or stats, unit, resolution) into its bucket."""
-        rows = []
-        series = []
+        rows, series = self._rows(points)
+        with self._lock, self._db:
+            self._write_locked(rows, series)
+
+    def put_period(
+        self,
+        writer: str,
+        start: float,
+        points: Iterable[tuple[MetricId, float, float | Stats, str, int]],
+    ) -> bool:
+        """Merge `points` as `writer`'s datapoints of the period starting at `start`, once:
+        when the writer already wrote that period or a later one (a restarted control-plane
+        clock can reopen a period already written) nothing is written and it returns False.
+        The points and the writer's last period are committed together."""
+        rows, series = self._rows(points)
+        with self._lock, self._db:
+            row = self._db.execute(
+                "SELECT start FROM periods WHERE writer = ?", (writer,)
+            ).fetchone()
+            if row is not None and row[0] >= start:
+                return False
+            self._write_locked(rows, series)
+            self._db.execute(
+                """INSERT INTO periods VALUES (?, ?)
+                   ON CONFLICT (writer) DO UPDATE SET start = excluded.start""",
+                (writer, start),
+            )
+        return True
+
+    @staticmethod
+    def _rows(
+        points: Iterable[tuple[MetricId, float, float | Stats, str, int]],
+    ) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+        rows: list[tuple[object, ...]] = []
+        series: list[tuple[object, ...]] = []
         for metric, timestamp, value, unit, resolution in points:
             stats = value if isinstance(value, Stats) else Stats.of(float(value))
             res = 1 if resolution < 60 else 60
@@ -153,19 +190,23 @@ class MetricStore:
                 )
             )
             series.append((metric.namespace, metric.name, dims, timestamp))
-        with self._lock, self._db:
-            self._db.executemany(
-                """INSERT INTO buckets VALUES (?,?,?,?,?,?,?,?,?,?)
-                   ON CONFLICT (namespace, name, dims, ts) DO UPDATE SET
-                   n = n + excluded.n, total = total + excluded.total,
-                   lo = min(lo, excluded.lo), hi = max(hi, excluded.hi)""",
-                rows,
-            )
-            self._db.executemany(
-                """INSERT INTO series VALUES (?,?,?,?) ON CONFLICT (namespace, name, dims)
-                   DO UPDATE SET last = max(last, excluded.last)""",
-                series,
-            )
+        return rows, series
+
+    def _write_locked(
+        self, rows: list[tuple[object, ...]], series: list[tuple[object, ...]]
+    ) -> None:
+        self._db.executemany(
+            """INSERT INTO buckets VALUES (?,?,?,?,?,?,?,?,?,?)
+               ON CONFLICT (namespace, name, dims, ts) DO UPDATE SET
+               n = n + excluded.n, total = total + excluded.total,
+               lo = min(lo, excluded.lo), hi = max(hi, excluded.hi)""",
+            rows,
+        )
+        self._db.executemany(
+            """INSERT INTO series VALUES (?,?,?,?) ON CONFLICT (namespace, name, dims)
+               DO UPDATE SET last = max(last, excluded.last)""",
+            series,
+        )
 
     def metrics(
         self,

@@ -198,8 +198,12 @@ def parse_stats(doc: dict[str, Any]) -> RawUsage | None:
 
 
 class StatsStreams:
-    """One persistent stats stream per container, each on its own thread, keeping the latest
-    sample; `follow` opens streams for new containers and closes those no longer wanted."""
+    """One persistent stats stream per container, each on its own daemon thread, keeping the
+    latest sample; `follow` opens streams for new containers and closes those no longer wanted.
+
+    A stream's thread owns its HTTP response and closes it however the stream ends: refused
+    (a container that is gone), ended by the engine, a stopped container's first empty
+    document, or closed here (`follow`, `close`), which ends the thread at its next read."""
 
     def __init__(self, api: Any) -> None:
         self._api = api
@@ -207,13 +211,16 @@ class StatsStreams:
         self._responses: dict[str, Any] = {}
         self._threads: dict[str, threading.Thread] = {}
         self._latest: dict[str, RawUsage] = {}
+        self._closed = False
 
     def follow(self, container_ids: Iterable[str]) -> None:
         wanted = set(container_ids)
         with self._lock:
-            for cid in set(self._threads) - wanted:
+            for cid in (self._threads.keys() | self._latest.keys()) - wanted:
                 self._stop_locked(cid)
-            for cid in wanted - set(self._threads):
+            if self._closed:
+                return
+            for cid in wanted - self._threads.keys():
                 thread = threading.Thread(
                     target=self._run, args=(cid,), name=f"stats-{cid[:12]}", daemon=True
                 )
@@ -225,46 +232,58 @@ class StatsStreams:
             return {cid: self._latest[cid] for cid in container_ids if cid in self._latest}
 
     def close(self) -> None:
+        """Close every stream; no stream opens afterwards."""
         with self._lock:
-            for cid in list(self._threads):
+            self._closed = True
+            for cid in self._threads.keys() | self._latest.keys():
                 self._stop_locked(cid)
 
     def _stop_locked(self, cid: str) -> None:
         self._threads.pop(cid, None)
         self._latest.pop(cid, None)
-        response = self._responses.pop(cid, None)
-        if response is not None:
-            with contextlib.suppress(Exception):
-                response.close()
+        _close(self._responses.pop(cid, None))
+
+    def _owns_locked(self, cid: str) -> bool:
+        """Whether the calling thread is `cid`'s current stream (not one stopped or replaced)."""
+        return self._threads.get(cid) is threading.current_thread()
 
     def _run(self, cid: str) -> None:
+        response = None
         try:
             url = self._api._url("/containers/{0}/stats", cid)
             response = self._api._get(url, params={"stream": True}, stream=True)
             with self._lock:
-                if cid not in self._threads:
-                    response.close()
+                if not self._owns_locked(cid):
                     return
                 self._responses[cid] = response
             if response.status_code != 200:
+                log.debug("stats stream of %s refused: HTTP %s", cid[:12], response.status_code)
                 return
             for line in response.iter_lines():
                 if not line:
                     continue
                 sample = parse_stats(json.loads(line))
                 with self._lock:
-                    if cid not in self._threads:
+                    if not self._owns_locked(cid) or sample is None:
+                        # Stopped or replaced here, or the container stopped: the engine
+                        # sends empty documents until it is removed.
                         return
-                    if sample is not None:
-                        self._latest[cid] = sample
+                    self._latest[cid] = sample
         except Exception as exc:
             log.debug("stats stream of %s ended: %s", cid[:12], exc)
         finally:
             with self._lock:
-                if self._threads.get(cid) is threading.current_thread():
-                    # The stream ended by itself (the container stopped): reopen on demand.
+                if self._owns_locked(cid):
+                    # The stream ended by itself: reopen on demand.
                     self._threads.pop(cid, None)
                     self._responses.pop(cid, None)
+            _close(response)
+
+
+def _close(response: Any) -> None:
+    if response is not None:
+        with contextlib.suppress(Exception):
+            response.close()
 
 
 class UsageReader:
@@ -284,6 +303,9 @@ class UsageReader:
         self.local = local
         self.cgroups = cgroups or CgroupReader()
         self.streams = StatsStreams(api)
+        self._lock = threading.Lock()
+        """Guards `_paths` and `_checked`: `read` runs on the runtime's pool threads while the
+        cross-check thread locates its container."""
         self._paths: dict[str, CgroupPaths | None] = {}
         self._checked = False
         self.cgroup_trusted = True
@@ -297,14 +319,24 @@ class UsageReader:
         return self.local and self.cgroup_trusted
 
     def _locate(self, cid: str) -> CgroupPaths | None:
-        if cid not in self._paths:
-            mode = ""
-            with contextlib.suppress(Exception):
-                mode = self._api.inspect_container(cid)["HostConfig"].get("NetworkMode") or ""
-            self._paths[cid] = self.cgroups.locate(
-                cid, own_network=not mode.startswith("container:")
-            )
-        return self._paths[cid]
+        with self._lock:
+            if cid in self._paths:
+                return self._paths[cid]
+        mode = ""
+        with contextlib.suppress(Exception):
+            mode = self._api.inspect_container(cid)["HostConfig"].get("NetworkMode") or ""
+        paths = self.cgroups.locate(cid, own_network=not mode.startswith("container:"))
+        with self._lock:
+            self._paths[cid] = paths
+        return paths
+
+    def _claim_cross_check(self) -> bool:
+        """True once: for the first container read from its cgroup in `auto`."""
+        with self._lock:
+            if self._checked or self.source != "auto":
+                return False
+            self._checked = True
+            return True
 
     def read(self, container_ids: Sequence[str]) -> dict[str, RawUsage]:
         out: dict[str, RawUsage] = {}
@@ -318,14 +350,14 @@ class UsageReader:
             sample = self.cgroups.read(paths)
             if sample is not None:
                 out[cid] = sample
-                if not self._checked and self.source == "auto":
-                    self._checked = True
+                if self._claim_cross_check():
                     threading.Thread(
                         target=self.cross_check, args=(cid,), name="usage-check", daemon=True
                     ).start()
         wanted = set(container_ids)
-        for cid in [c for c in self._paths if c not in wanted]:
-            del self._paths[cid]
+        with self._lock:
+            for cid in [c for c in self._paths if c not in wanted]:
+                del self._paths[cid]
         self.streams.follow(streamed)
         out.update(self.streams.latest(streamed))
         return out

@@ -23,6 +23,7 @@ import random
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from miniecs.model import (
     Deployment,
@@ -71,7 +72,11 @@ def new_deployment_id() -> str:
 
 
 def new_deployment(
-    task_definition: str, now: float, circuit_breaker: bool, rollback: bool
+    task_definition: str,
+    now: float,
+    circuit_breaker: bool,
+    rollback: bool,
+    load_balancers: tuple[dict[str, Any], ...] = (),
 ) -> Deployment:
     return Deployment(
         id=new_deployment_id(),
@@ -80,6 +85,7 @@ def new_deployment(
         updated_at=now,
         circuit_breaker=circuit_breaker,
         rollback=rollback,
+        load_balancers=load_balancers,
     )
 
 
@@ -195,11 +201,14 @@ def _circuit_breaker(service: Service, now: float) -> Service:
     )
     if completed is None:
         return service
-    back = new_deployment(completed.task_definition, now, primary.circuit_breaker, True)
+    back = new_deployment(
+        completed.task_definition, now, primary.circuit_breaker, True, completed.load_balancers
+    )
     demoted = dataclasses.replace(failed, status=DeploymentStatus.ACTIVE)
     service = dataclasses.replace(
         service,
         task_definition=completed.task_definition,
+        load_balancers=completed.load_balancers,
         deployments=(back, *(demoted if d.id == primary.id else d for d in service.deployments)),
         launch_failures=0,
         next_launch_at=0.0,
@@ -226,13 +235,13 @@ def plan_service(
     failing_elb: Mapping[str, str] | None = None,
 ) -> ServicePlan:
     """The next step for one service; `tasks` are all its tasks the store still has.
-    For a service behind load balancers, `target_states` maps task ids to their state in
-    each target group and `failing_elb` names the target group a task fails checks in."""
+    For tasks registered in target groups, `target_states` maps their ids to their state in
+    each group and `failing_elb` names the target group a task fails checks in."""
     notes: list[str] = []
-    behind_lb = bool(service.load_balancers) and target_states is not None
 
     def ok(task: Task) -> bool:
-        states = (target_states or {}).get(task.task_id, ()) if behind_lb else None
+        # A task of a deployment without target groups goes by ECS's rule alone.
+        states = (target_states or {}).get(task.task_id)
         return is_healthy(task, now, states)
 
     service = _count_failures(service, tasks, now)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 from miniecs.model import Service, Task, TaskStatus
 
@@ -47,9 +47,13 @@ class TargetSync:
     """Task id → the target group ARN whose health checks it fails."""
 
 
-def _bindings(service: Service) -> list[tuple[str, int]]:
+def bindings(service: Service, task: Task) -> list[tuple[str, int]]:
+    """(target group ARN, container port) pairs of `task`: those of the deployment that
+    started it (a changed `loadBalancers` rolls out with a new deployment, as on ECS)."""
+    deployment = next((d for d in service.deployments if d.id == task.started_by), None)
+    source = deployment.load_balancers if deployment is not None else service.load_balancers
     out = []
-    for lb in service.load_balancers:
+    for lb in source:
         arn = lb.get("targetGroupArn")
         port = lb.get("containerPort")
         if arn and port is not None:
@@ -70,15 +74,15 @@ def sync_targets(
     """Register running tasks, deregister those that must stop, and read target health.
     `was_draining` (tg, ip, port) is carried between passes by the caller and updated here."""
     sync = TargetSync()
-    bindings = _bindings(service)
-    if not bindings:
-        return sync
+    tasks = list(tasks)
+    # A replacement may get the IP of a task still draining: that target is the live task's.
+    live_ips = {t.private_ip for t in tasks if not _bound_to_stop(t)}
     for task in tasks:
         ip = task.private_ip
-        if ip is None:
+        if ip is None or (_bound_to_stop(task) and ip in live_ips):
             continue
         states: list[str] = []
-        for tg, port in bindings:
+        for tg, port in bindings(service, task):
             health = lb.target_health(tg, ip, port)
             key = (tg, ip, port)
             if _bound_to_stop(task):
@@ -105,12 +109,9 @@ def sync_targets(
     return sync
 
 
-def holds(task: Task, load_balancers: Iterable[dict[str, Any]], lb: LoadBalancing) -> bool:
-    """True while `task` is still registered (or draining) in one of the target groups."""
-    if task.private_ip is None:
-        return False
-    for binding in load_balancers:
-        arn, port = binding.get("targetGroupArn"), binding.get("containerPort")
-        if arn and port is not None and lb.target_health(str(arn), task.private_ip, int(port)):
-            return True
-    return False
+def holds(task: Task, service: Service, lb: LoadBalancing) -> bool:
+    """True while `task` is still registered (or draining) in one of its target groups."""
+    ip = task.private_ip
+    return ip is not None and any(
+        lb.target_health(tg, ip, port) is not None for tg, port in bindings(service, task)
+    )

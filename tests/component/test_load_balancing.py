@@ -58,7 +58,7 @@ async def lb_harness(harness: Harness) -> AsyncIterator[tuple[Harness, FakeTarge
 
         assert isinstance(task, Task)
         svc = h.store.get_service(task.cluster, task.service or "")
-        return svc is not None and holds(task, svc.load_balancers, tgs)
+        return svc is not None and holds(task, svc, tgs)
 
     h.controller = TaskController(
         h.store, h.runtime, h.clock, h.controller.settings, "inst01", host_cpus=2, stop_hold=hold
@@ -166,3 +166,61 @@ async def test_a_target_group_without_a_load_balancer_is_refused(harness: Harnes
     assert err.value.message == (
         f"The target group with targetGroupArn {TG} does not have an associated load balancer."
     )
+
+
+TG2 = TG.replace("/web/", "/web2/")
+
+
+async def test_new_load_balancers_roll_out_as_a_new_deployment(
+    lb_harness: tuple[Harness, FakeTargetGroups],
+) -> None:
+    h, tgs = lb_harness
+    service(h, 1, **LB)
+    await h.settle()
+    tgs.set_all("initial", "healthy")
+    await h.settle()
+    (old,) = running(h)
+    h.ecs.update_service(
+        {
+            "cluster": "c1",
+            "service": "web",
+            "loadBalancers": [
+                {"targetGroupArn": TG2, "containerName": "app", "containerPort": 8080}
+            ],
+        }
+    )
+    await h.settle()
+    deployments = describe(h)["deployments"]
+    assert len(deployments) == 2
+    new = [t for t in running(h) if t.task_id != old.task_id]
+    assert len(new) == 1
+    assert (TG2, new[0].private_ip, 8080) in tgs.targets
+    assert (TG, new[0].private_ip, 8080) not in tgs.targets
+    tgs.set_all("initial", "healthy")
+    await h.settle()
+    # The old task leaves the old group it was registered in, then stops.
+    assert tgs.targets.get((TG, old.private_ip, 8080)) == "draining"
+    tgs.finish_draining()
+    await h.settle()
+    stopped = h.store.get_task(old.task_id)
+    assert stopped is not None and stopped.last_status is TaskStatus.STOPPED
+
+
+async def test_a_stopped_task_never_deregisters_a_live_task_that_got_its_ip(
+    lb_harness: tuple[Harness, FakeTargetGroups],
+) -> None:
+    import dataclasses
+
+    h, tgs = lb_harness
+    service(h, 2, **LB)
+    await h.settle()
+    tgs.set_all("initial", "healthy")
+    await h.settle()
+    a, b = running(h)
+    # b stops; its target drains; a replacement would get a fresh IP, but force a collision:
+    # pretend b's IP now belongs to the live task a (as a reused address would).
+    h.store.update_task(b.task_id, lambda t: dataclasses.replace(t, private_ip=a.private_ip))
+    h.ecs.update_service({"cluster": "c1", "service": "web", "desiredCount": 1})
+    for _ in range(3):
+        h.scheduler.once()
+    assert tgs.targets[(TG, a.private_ip, 8080)] == "healthy"

@@ -8,6 +8,7 @@ import contextlib
 import copy
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from miniecs.images import BASE_IMAGE
 from miniecs.metrics import math as usage_math
 from miniecs.metrics.publish import AWS_ECS, CONTAINER_INSIGHTS
 from miniecs.metrics.store import MetricId, dimensions
-from miniecs.runtime.usage import CgroupReader, UsageReader
+from miniecs.runtime.usage import CgroupReader, StatsStreams, UsageReader
 from tests.conftest import boto_client, docker_client, remove_by_label, wait_for
 
 pytestmark = pytest.mark.integration
@@ -211,4 +212,33 @@ def test_cgroup_fast_path_agrees_with_the_stats_api(images: None) -> None:
         assert UsageReader(client.api, "auto").cross_check(container.id)
         stats.close()
     finally:
+        remove_by_label(label)
+
+
+def test_stats_streams_end_with_their_container_and_on_close(images: None) -> None:
+    client = docker_client()
+    label = "miniecs.test=usage-streams"
+    containers = [
+        client.containers.run(
+            BASE_IMAGE, ["sleep", "300"], detach=True, labels={"miniecs.test": "usage-streams"}
+        )
+        for _ in range(2)
+    ]
+    streams = StatsStreams(client.api)
+    try:
+        ids = [c.id for c in containers]
+        streams.follow(ids)
+        wait_for(lambda: len(streams.latest(ids)) == 2, timeout=10)
+        stopped, running = (
+            next(t for t in threading.enumerate() if t.name == f"stats-{cid[:12]}") for cid in ids
+        )
+        assert stopped.daemon and running.daemon
+        containers[0].kill()
+        stopped.join(5)  # the engine's first empty document for the stopped container
+        assert not stopped.is_alive() and running.is_alive()
+        streams.close()
+        running.join(5)  # closed here: the thread ends at its next read
+        assert not running.is_alive()
+    finally:
+        streams.close()
         remove_by_label(label)

@@ -3,6 +3,8 @@ writer's periods against an in-memory MetricStore."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from miniecs.metrics.publish import (
@@ -207,3 +209,44 @@ def test_publisher_writes_nothing_for_periods_without_tasks(publisher: Publisher
     for second in range(45):
         assert publisher.add([], T0 + second) == 0
     assert publisher.metrics.metrics() == []
+
+
+def test_put_period_writes_each_period_of_a_writer_once() -> None:
+    metrics = MetricStore(None)
+    cpu = MetricId(AWS_ECS, "CPUUtilization", SERVICE)
+    point: Point = (cpu, T0, Stats.of(10.0), "Percent", 1)
+    assert metrics.put_period("a", T0, [point])
+    assert not metrics.put_period("a", T0, [point])
+    assert not metrics.put_period("a", T0 - 20, [(cpu, T0 - 20, Stats.of(1.0), "Percent", 1)])
+    assert metrics.put_period("b", T0, [point])  # another writer's periods are its own
+    assert metrics.put_period("a", T0 + 20, [(cpu, T0 + 20, Stats.of(30.0), "Percent", 1)])
+    points = metrics.datapoints(cpu, T0 - 20, T0 + 40, 20)
+    assert [(p.timestamp, p.stats.sample_count, p.stats.sum) for p in points] == [
+        (T0, 2.0, 20.0),
+        (T0 + 20, 1.0, 30.0),
+    ]
+
+
+def test_publisher_restarted_with_the_clock_behind_does_not_write_a_period_twice(
+    tmp_path: Path,
+) -> None:
+    """kill -9 after the period [T0, T0+20) was written at T0+20.5, the clock persisted at
+    T0+19.5: the restarted publisher sees that period again and must not merge it twice."""
+    store = Store(":memory:")
+    store.put_cluster(Cluster("c1", "us-east-1"))
+    cpu = MetricId(AWS_ECS, "CPUUtilization", SERVICE)
+    first = Publisher(store, MetricStore(tmp_path / "metrics.db"), period=20.0)
+    for now in (T0 + 1, T0 + 10, T0 + 19):
+        first.add([task("a", 128, timestamp=now)], now)
+    assert first.add([task("a", 128, timestamp=T0 + 20.5)], T0 + 20.5) == 4
+    first.metrics.close()  # what survives kill -9: the committed database
+
+    again = Publisher(store, MetricStore(tmp_path / "metrics.db"), period=20.0)
+    for now in (T0 + 19.5, T0 + 20.5, T0 + 30):
+        assert again.add([task("a", 256, timestamp=now)], now) == 0
+    assert again.add([task("a", 0, timestamp=T0 + 40)], T0 + 40) == 4
+    points = again.metrics.datapoints(cpu, T0, T0 + 60, 20)
+    assert [(p.timestamp, p.stats.sample_count, p.stats.average) for p in points] == [
+        (T0, 1.0, 50.0),  # as first written: the restarted sample was dropped
+        (T0 + 20, 1.0, 100.0),  # the reopened period's samples, written once after restart
+    ]

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from miniecs.runtime.usage import CgroupReader, UsageReader, parse_stats
+from miniecs.runtime.usage import CgroupReader, StatsStreams, UsageReader, parse_stats
 
 CID = "ab" * 32
 NET_DEV = """Inter-|   Receive |  Transmit
@@ -161,3 +166,172 @@ def test_cross_check_falls_back_to_stats_on_disagreement(
 def test_unknown_source_is_refused() -> None:
     with pytest.raises(ValueError, match="auto, cgroup, stats"):
         UsageReader(StatsApi({}), "proc")
+
+
+class StatsResponse:
+    """A streaming stats response: lines are fed by the test; `close` ends the iteration, as
+    closing a real response makes its reader's next read fail."""
+
+    def __init__(self, status_code: int = 200) -> None:
+        self.status_code = status_code
+        self.lines: queue.Queue[bytes | None] = queue.Queue()
+        self.closed = threading.Event()
+
+    def iter_lines(self) -> Iterator[bytes]:
+        while (line := self.lines.get(timeout=5)) is not None:
+            yield line
+
+    def close(self) -> None:
+        self.closed.set()
+        self.lines.put(None)
+
+
+class StreamingApi:
+    """Docker's low-level client as far as `StatsStreams` uses it: every stats request gets
+    the next prepared response, optionally after `gate` opens."""
+
+    def __init__(self, *responses: StatsResponse) -> None:
+        self.responses = list(responses)
+        self.threads: list[threading.Thread] = []
+        self.gate: threading.Event | None = None
+
+    def _url(self, template: str, cid: str) -> str:
+        return template.format(cid)
+
+    def _get(self, url: str, params: dict[str, Any], stream: bool) -> StatsResponse:
+        assert url == f"/containers/{CID}/stats" and params == {"stream": True} and stream
+        self.threads.append(threading.current_thread())
+        gate, self.gate = self.gate, None
+        response = self.responses.pop(0)
+        if gate is not None:
+            gate.wait(5)
+        return response
+
+    def ended(self) -> bool:
+        for thread in self.threads:
+            thread.join(5)
+        return all(t.daemon and not t.is_alive() for t in self.threads)
+
+
+def sample_line(total_usage: int = 5_000_000_000) -> bytes:
+    doc = stats_doc()
+    doc["cpu_stats"]["cpu_usage"]["total_usage"] = total_usage
+    return json.dumps(doc).encode()
+
+
+def wait_for(predicate: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 5
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.001)
+
+
+def test_stream_keeps_the_latest_sample_and_closes_when_no_longer_wanted() -> None:
+    response = StatsResponse()
+    api = StreamingApi(response)
+    streams = StatsStreams(api)
+    streams.follow([CID])
+    response.lines.put(b"")
+    response.lines.put(sample_line(7))
+    wait_for(lambda: CID in streams.latest([CID]))
+    assert streams.latest([CID])[CID].cpu_ns == 7
+    streams.follow([CID])  # still wanted: the same stream
+    assert len(api.threads) == 1 and not response.closed.is_set()
+    streams.follow([])
+    assert response.closed.is_set() and streams.latest([CID]) == {}
+    assert api.ended()
+
+
+def test_a_refused_stream_is_closed_and_reopened_on_demand() -> None:
+    refused, accepted = StatsResponse(404), StatsResponse()
+    api = StreamingApi(refused, accepted)
+    streams = StatsStreams(api)
+    streams.follow([CID])
+    assert refused.closed.wait(5) and api.ended()
+    streams.follow([CID])
+    accepted.lines.put(sample_line())
+    wait_for(lambda: CID in streams.latest([CID]))
+    streams.close()
+    assert accepted.closed.is_set() and api.ended()
+
+
+@pytest.mark.parametrize(
+    "end",
+    [None, json.dumps({"read": "0001-01-01T00:00:00Z", "cpu_stats": {}}).encode()],
+    ids=["engine-ends-stream", "container-stopped"],
+)
+def test_a_stream_that_ends_closes_its_response_and_thread(end: bytes | None) -> None:
+    response = StatsResponse()
+    api = StreamingApi(response)
+    streams = StatsStreams(api)
+    streams.follow([CID])
+    response.lines.put(sample_line())
+    response.lines.put(end)
+    assert response.closed.wait(5) and api.ended()
+    streams.follow([])
+    assert streams.latest([CID]) == {}
+
+
+def test_a_replaced_stream_closes_its_late_response_and_leaves_the_new_one() -> None:
+    late, current = StatsResponse(), StatsResponse()
+    api = StreamingApi(late, current)
+    api.gate = gate = threading.Event()
+    streams = StatsStreams(api)
+    streams.follow([CID])  # the first request hangs until `gate` opens
+    wait_for(lambda: len(api.threads) == 1)
+    streams.follow([])
+    streams.follow([CID])
+    wait_for(lambda: len(api.threads) == 2)
+    gate.set()
+    assert late.closed.wait(5)
+    api.threads[0].join(5)
+    assert not api.threads[0].is_alive()
+    current.lines.put(sample_line(11))
+    wait_for(lambda: CID in streams.latest([CID]))
+    assert streams.latest([CID])[CID].cpu_ns == 11 and not current.closed.is_set()
+    streams.close()
+    assert current.closed.is_set() and api.ended()
+
+
+def test_no_stream_opens_after_close() -> None:
+    api = StreamingApi(StatsResponse())
+    streams = StatsStreams(api)
+    streams.close()
+    streams.follow([CID])
+    assert api.threads == [] and streams.latest([CID]) == {}
+
+
+class RacingPaths(dict[str, Any]):
+    """Runs `racer` while the first key is being iterated: it mutates the dict from another
+    thread exactly when an unguarded iteration would fail."""
+
+    racer: Callable[[], None] | None = None
+
+    def __iter__(self) -> Iterator[str]:
+        for key in super().__iter__():
+            if self.racer is not None:
+                racer, self.racer = self.racer, None
+                racer()
+            yield key
+
+
+def test_cross_check_locating_while_read_prunes_does_not_break_the_round(
+    tmp_path: Path,
+) -> None:
+    test_cgroup_v1(tmp_path, "docker/{id}")
+    cgroups = CgroupReader(tmp_path / "cgroup", tmp_path / "proc")
+    reader = UsageReader(StatsApi(stats_doc()), "cgroup", cgroups=cgroups)
+    assert reader.read([CID])[CID].cpu_ns == 123456789
+    paths = RacingPaths(reader._paths)
+    reader._paths = paths
+    checker = threading.Thread(target=reader.cross_check, args=("cd" * 32,), daemon=True)
+
+    def race() -> None:
+        checker.start()
+        checker.join(0.2)  # unguarded, the check's locate lands now; guarded, it waits
+
+    paths.racer = race
+    assert reader.read([]) == {}
+    checker.join(5)
+    assert not checker.is_alive()
+    assert list(reader._paths) == ["cd" * 32]
