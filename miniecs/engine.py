@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
 import os
 import signal
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 import uvicorn
 
@@ -47,6 +49,19 @@ from miniecs.tasks.controller import TaskController
 log = logging.getLogger(__name__)
 
 
+def _lock_state_dir(state_dir: Path) -> IO[str]:
+    """Hold the state dir for this process: two controllers on one state would fight over the
+    same containers. The lock goes with the process, however it ends."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    handle = (state_dir / "lock").open("w")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise SystemExit(f"another miniecs is running on the state dir {state_dir}") from None
+    return handle
+
+
 class _Server(uvicorn.Server):
     """uvicorn without its own signal handling: the engine owns signals and shutdown order."""
 
@@ -69,6 +84,7 @@ class Engine:
     port: int = 0
 
     def __post_init__(self) -> None:
+        self._state_lock = _lock_state_dir(self.settings.state_dir)
         self.store = Store(self.settings.state_dir / "miniecs.db")
         self.metrics = MetricStore(self.settings.state_dir / "metrics.db")
         """CloudWatch series (AWS/ECS, ECS/ContainerInsights, AWS/ApplicationELB, custom)."""
@@ -232,6 +248,16 @@ class Engine:
             )
         )
         serving = asyncio.create_task(server.serve(), name="aws-endpoint")
+        while not server.started and not serving.done():  # noqa: ASYNC110 (uvicorn has no event)
+            await asyncio.sleep(0.01)
+        if serving.done():
+            await serving
+            self._close()
+            raise SystemExit(
+                f"could not listen on {self.settings.server.host}:{self.settings.server.port}"
+            )
+        # The loops start only once the endpoint is bound: a second server that cannot bind
+        # never acts on the containers.
         loops = [
             asyncio.create_task(self.controller.run(), name="task-controller"),
             asyncio.create_task(self.scheduler.run(), name="service-scheduler"),
@@ -240,11 +266,6 @@ class Engine:
             asyncio.create_task(self.autoscaler.run(), name="autoscaler"),
             asyncio.create_task(self._persist_clock(), name="clock"),
         ]
-        while not server.started and not serving.done():  # noqa: ASYNC110 (uvicorn has no event)
-            await asyncio.sleep(0.01)
-        if serving.done():
-            await serving
-            raise SystemExit(f"could not listen on port {self.settings.server.port}")
         self.port = server.servers[0].sockets[0].getsockname()[1]
         self.ready.set()
         log.info("miniecs listening on http://%s:%s", self.settings.server.host, self.port)
@@ -258,13 +279,17 @@ class Engine:
             loop_task.cancel()
         await asyncio.gather(*loops, return_exceptions=True)
         self.store.set_meta("clock", repr(self.clock.now() if self.clock else 0))
+        self._close()
+        log.info("stopped")
+
+    def _close(self) -> None:
         if isinstance(self.runtime, DockerRuntime):
             self.runtime.close()
         self.store.close()
         self.alb_store.close()
         self.metrics.close()
         self.scaling.close()
-        log.info("stopped")
+        self._state_lock.close()
 
 
 class EngineThread:

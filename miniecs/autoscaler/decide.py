@@ -175,12 +175,16 @@ def _target_tracking(s: Situation, pi: PolicyInput) -> Proposal:
                 _cause(low, policy),
                 in_cooldown,
             )
+        if raw < s.desired <= lo:
+            held = f"already at the minimum capacity {lo}"
+        else:
+            held = f"removing a task would push the {label} above target"
         return Proposal(
             policy.name,
             Direction.NONE,
             None,
             f"{_no_scale_out(high, target, unit, label)}; no scale-in: {under}, but {formula}; "
-            f"removing a task would push the {label} above target",
+            f"{held}",
             formula,
             vetoes_scale_in=True,
         )
@@ -309,7 +313,12 @@ def _step(s: Situation, pi: PolicyInput) -> Proposal:
         f"threshold {_fmt(alarm.alarm.threshold, None)}): {formula}"
     )
     if direction is Direction.NONE:
-        return Proposal(policy.name, direction, None, "no change: " + reason, formula)
+        bound = ""
+        if raw < s.desired <= s.target.min_capacity:
+            bound = f"; already at the minimum capacity {s.target.min_capacity}"
+        elif raw > s.desired >= s.target.max_capacity:
+            bound = f"; already at the maximum capacity {s.target.max_capacity}"
+        return Proposal(policy.name, direction, None, "no change: " + reason + bound, formula)
     return Proposal(policy.name, direction, new, reason, formula, _cause(alarm, policy), cooldown)
 
 

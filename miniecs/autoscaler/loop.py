@@ -3,8 +3,10 @@ evaluates the alarms, runs due scheduled actions, decides for each scalable targ
 the decision by writing the service's desired count, the one field it owns.
 
 The write goes through `Store.update_service`, the call UpdateService uses, with a service
-event; the scaling activity is recorded in AWS's words. Every evaluation, acted on or not, is
-kept with its inputs in a bounded history so `miniecs why` can explain it.
+event; the scaling activity is recorded in AWS's words, InProgress with its cooldown before the
+write and Successful after it, so a crash at any point never applies a decision twice. Every
+evaluation, acted on or not, is kept with its inputs in a bounded history so `miniecs why` can
+explain it.
 """
 
 from __future__ import annotations
@@ -12,19 +14,25 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import threading
 import uuid
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from miniecs.autoscaler.alarms import AlarmEvaluation, due, evaluate
 from miniecs.autoscaler.decide import Decision, Direction, PolicyInput, Situation, decide
 from miniecs.autoscaler.model import (
+    FAILED,
+    IN_PROGRESS,
+    SUCCESSFUL,
     Alarm,
     PolicyType,
     ScalableTarget,
     ScalingActivity,
     ScalingPolicy,
     ScheduledAction,
+    resource_parts,
 )
 from miniecs.autoscaler.schedule import ScheduleError, next_run
 from miniecs.autoscaler.store import ScalingStore
@@ -48,6 +56,10 @@ def set_desired_message(capacity: int) -> str:
 
 def fulfilled_message(capacity: int) -> str:
     return f"Successfully set desired count to {capacity}. Change successfully fulfilled by ecs."
+
+
+def failed_message(capacity: int, reason: str) -> str:
+    return f"Failed to set desired count to {capacity}. Reason: {reason}."
 
 
 def deployment_in_progress(service: Service) -> bool:
@@ -92,8 +104,14 @@ class AutoScaler:
         self.settle = settle
         self.history: dict[str, deque[dict[str, Any]]] = {}
         self._evaluations: dict[str, AlarmEvaluation] = {}
+        self._resumed = False
+        self._resume_lock = threading.Lock()
 
     async def run(self) -> None:
+        try:
+            self._resume()
+        except Exception:
+            log.exception("finishing interrupted scaling activities failed")
         while True:
             settled = self.clock.now() - self.settle
             await self.clock.sleep((math.floor(settled / self.tick) + 1) * self.tick - settled)
@@ -103,7 +121,9 @@ class AutoScaler:
                 log.exception("autoscaler pass failed")
 
     def once(self) -> dict[str, Decision]:
-        """One pass at the current time: alarms, scheduled actions, decisions."""
+        """One pass at the current time: alarms, scheduled actions, decisions. The first
+        pass after a start completes the scaling activities a crash interrupted."""
+        self._resume()
         now = self.clock.now()
         settled = now - self.settle
         evaluated: set[str] = set()
@@ -190,73 +210,132 @@ class AutoScaler:
         return decision
 
     def apply(self, target: ScalableTarget, decision: Decision, now: float) -> bool:
-        """Write the new desired count, start the cooldown and record the activity."""
+        """Start the cooldown with the activity, then write the new desired count."""
         capacity = decision.capacity
         assert capacity is not None
-        previous = self.set_desired(target, capacity, decision.cause, now)
-        if previous is None:
+        service = self.store.get_service(target.cluster, target.service)
+        if service is None or service.status != "ACTIVE":
             return False
-        if decision.direction is Direction.OUT:
-            in_cooldown = now < target.scale_out_until
-            target = dataclasses.replace(
-                target,
-                scale_out_until=now + decision.cooldown,
-                scale_out_base=target.scale_out_base if in_cooldown else previous,
-                scale_in_until=0.0,
-            )
-        else:
-            target = dataclasses.replace(target, scale_in_until=now + decision.cooldown)
-        current = self.scaling.get_target(target.resource_id)
-        if current is not None:
-            self.scaling.put_target(
-                dataclasses.replace(
+        previous = service.desired_count
+
+        def cooldown(current: ScalableTarget) -> ScalableTarget:
+            if decision.direction is Direction.OUT:
+                in_cooldown = now < current.scale_out_until
+                return dataclasses.replace(
                     current,
-                    scale_out_until=target.scale_out_until,
-                    scale_out_base=target.scale_out_base,
-                    scale_in_until=target.scale_in_until,
+                    scale_out_until=now + decision.cooldown,
+                    scale_out_base=current.scale_out_base if in_cooldown else previous,
+                    scale_in_until=0.0,
                 )
-            )
-        return True
+            return dataclasses.replace(current, scale_in_until=now + decision.cooldown)
+
+        return self.set_desired(target, capacity, decision.cause, now, cooldown) is not None
 
     def set_desired(
-        self, target: ScalableTarget, capacity: int, cause: str, now: float
+        self,
+        target: ScalableTarget,
+        capacity: int,
+        cause: str,
+        now: float,
+        cooldown: Callable[[ScalableTarget], ScalableTarget] | None = None,
     ) -> int | None:
-        """Set the service's desired count as UpdateService does and record the activity;
-        returns the previous desired count (None if the service is gone)."""
-        before: list[int] = []
+        """Set the service's desired count as UpdateService does, as a scaling activity;
+        returns the previous desired count (None if the service is gone).
+
+        The steps are ordered so that a crash between any two of them never applies a
+        decision twice: (1) the InProgress activity and the cooldown, in one transaction;
+        (2) the desired count with its service event, in one ECS write; (3) the activity's
+        outcome. `finish_interrupted` completes an activity a crash left InProgress."""
+        service = self.store.get_service(target.cluster, target.service)
+        if service is None or service.status != "ACTIVE":
+            return None
+        activity = ScalingActivity(
+            activity_id=str(uuid.uuid4()),
+            resource_id=target.resource_id,
+            description=set_desired_message(capacity),
+            cause=cause,
+            start_time=now,
+            end_time=None,
+            status_code=IN_PROGRESS,
+            status_message="",
+            capacity=capacity,
+            previous=service.desired_count,
+        )
+        self.scaling.start_activity(activity, cooldown)
+        if not self._fulfil(activity, now):
+            return None
+        log.info("%s: desired count %s (%s)", target.resource_id, capacity, cause)
+        return service.desired_count
+
+    def _fulfil(self, activity: ScalingActivity, now: float) -> bool:
+        """Write the activity's desired count to the service, then record the outcome."""
+        capacity = activity.capacity
+        assert capacity is not None
+        cluster, name = resource_parts(activity.resource_id)
+        written: list[bool] = []
 
         def change(service: Service) -> Service:
-            before.append(service.desired_count)
+            if service.status != "ACTIVE":
+                return service
+            written.append(True)
             updated = dataclasses.replace(service, desired_count=capacity)
             return add_event(
                 updated,
                 f"(service {service.name}) has its desired count set to {capacity} by "
-                f"Application Auto Scaling. Cause: {cause}",
+                f"Application Auto Scaling. Cause: {activity.cause}",
                 now,
             )
 
-        service = self.store.get_service(target.cluster, target.service)
-        if service is None or service.status != "ACTIVE":
-            return None
-        self.store.update_service(target.cluster, target.service, change)
-        self.scaling.add_activity(
-            ScalingActivity(
-                activity_id=str(uuid.uuid4()),
-                resource_id=target.resource_id,
-                description=set_desired_message(capacity),
-                cause=cause,
-                start_time=now,
-                end_time=now,
-                status_code="Successful",
-                status_message=fulfilled_message(capacity),
+        self.store.update_service(cluster, name, change)
+        if written:
+            self._finish(activity, SUCCESSFUL, fulfilled_message(capacity), now)
+        else:
+            self._finish(
+                activity, FAILED, failed_message(capacity, f"ECS service {name} is not active"), now
             )
+        return bool(written)
+
+    def _finish(self, activity: ScalingActivity, status: str, message: str, now: float) -> None:
+        self.scaling.put_activity(
+            dataclasses.replace(activity, status_code=status, status_message=message, end_time=now)
         )
-        log.info("%s: desired count %s (%s)", target.resource_id, capacity, cause)
-        return before[0] if before else service.desired_count
+
+    def _resume(self) -> None:
+        with self._resume_lock:
+            if not self._resumed:
+                self._resumed = True
+                self.finish_interrupted()
+
+    def finish_interrupted(self) -> None:
+        """Complete the activities a crash left InProgress, each at most once: if the service
+        already has the activity's desired count the crash came after the ECS write and the
+        activity succeeded; if it still has the count from before, the write is made now (its
+        cooldown is already recorded); otherwise something else changed the count since, and
+        the activity failed."""
+        now = self.clock.now()
+        for activity in self.scaling.list_activities():
+            if activity.status_code != IN_PROGRESS:
+                continue
+            cluster, name = resource_parts(activity.resource_id)
+            service = self.store.get_service(cluster, name)
+            capacity = activity.capacity
+            if service is None or service.status != "ACTIVE" or capacity is None:
+                reason = f"ECS service {name} is not active"
+            elif service.desired_count == capacity:
+                self._finish(activity, SUCCESSFUL, fulfilled_message(capacity), now)
+                continue
+            elif service.desired_count == activity.previous:
+                self._fulfil(activity, now)
+                continue
+            else:
+                reason = f"the desired count changed to {service.desired_count} meanwhile"
+            self._finish(activity, FAILED, failed_message(capacity or 0, reason), now)
+            log.warning("%s: interrupted scaling activity failed: %s", activity.resource_id, reason)
 
     def clamp_into_bounds(self, target: ScalableTarget, now: float, cause: str) -> None:
         """Move the desired count into [min, max] at once (RegisterScalableTarget, scheduled
         actions), as Application Auto Scaling does."""
+        self._resume()
         service = self.store.get_service(target.cluster, target.service)
         if service is None or service.status != "ACTIVE":
             return

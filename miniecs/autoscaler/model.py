@@ -138,6 +138,11 @@ class Alarm:
         return f"arn:aws:cloudwatch:{self.region}:{ACCOUNT_ID}:alarm:{self.name}"
 
 
+IN_PROGRESS = "InProgress"
+SUCCESSFUL = "Successful"
+FAILED = "Failed"
+
+
 @dataclass(frozen=True, slots=True)
 class ScalingActivity:
     activity_id: str
@@ -147,7 +152,12 @@ class ScalingActivity:
     start_time: float
     end_time: float | None
     status_code: str
+    """InProgress, Successful or Failed."""
     status_message: str
+    capacity: int | None = None
+    """The desired count the activity sets."""
+    previous: int | None = None
+    """The service's desired count when the activity started."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ import enum
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -202,21 +202,49 @@ class ScalingStore:
     # scaling activities -----------------------------------------------------------------
     def add_activity(self, activity: ScalingActivity) -> None:
         with self._tx() as db:
+            self._insert_activity(db, activity)
+
+    def start_activity(
+        self,
+        activity: ScalingActivity,
+        cooldown: Callable[[ScalableTarget], ScalableTarget] | None = None,
+    ) -> None:
+        """Record an activity and, in the same transaction, the cooldown it starts on its
+        target (`cooldown` maps the stored target to the new one): a crash keeps both or
+        neither."""
+        with self._tx() as db:
+            if cooldown is not None:
+                row = db.execute(
+                    "SELECT data FROM scalable_targets WHERE resource_id = ?",
+                    (activity.resource_id,),
+                ).fetchone()
+                if row is not None:
+                    db.execute(
+                        "UPDATE scalable_targets SET data = ? WHERE resource_id = ?",
+                        (_encode(cooldown(_target(str(row[0])))), activity.resource_id),
+                    )
+            self._insert_activity(db, activity)
+
+    def put_activity(self, activity: ScalingActivity) -> None:
+        """Update a recorded activity (its status); nothing if it is gone."""
+        with self._tx() as db:
             db.execute(
-                "INSERT INTO scaling_activities VALUES (?, ?, ?, ?)",
-                (
-                    activity.activity_id,
-                    activity.resource_id,
-                    activity.start_time,
-                    _encode(activity),
-                ),
+                "UPDATE scaling_activities SET data = ? WHERE activity_id = ?",
+                (_encode(activity), activity.activity_id),
             )
-            db.execute(
-                "DELETE FROM scaling_activities WHERE resource_id = ? AND activity_id NOT IN "
-                "(SELECT activity_id FROM scaling_activities WHERE resource_id = ? "
-                "ORDER BY start_time DESC LIMIT ?)",
-                (activity.resource_id, activity.resource_id, MAX_ACTIVITIES),
-            )
+
+    @staticmethod
+    def _insert_activity(db: sqlite3.Connection, activity: ScalingActivity) -> None:
+        db.execute(
+            "INSERT INTO scaling_activities VALUES (?, ?, ?, ?)",
+            (activity.activity_id, activity.resource_id, activity.start_time, _encode(activity)),
+        )
+        db.execute(
+            "DELETE FROM scaling_activities WHERE resource_id = ? AND activity_id NOT IN "
+            "(SELECT activity_id FROM scaling_activities WHERE resource_id = ? "
+            "ORDER BY start_time DESC LIMIT ?)",
+            (activity.resource_id, activity.resource_id, MAX_ACTIVITIES),
+        )
 
     def list_activities(self, resource_id: str | None = None) -> list[ScalingActivity]:
         """Newest first, as DescribeScalingActivities returns them."""

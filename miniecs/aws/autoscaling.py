@@ -551,6 +551,7 @@ class ScalingAlarms:
                 "DatapointsToAlarm must be less than or equal to EvaluationPeriods."
             )
         now = self.clock.now()
+        existing = self.scaling.get_alarm(req["AlarmName"])
         alarm = Alarm(
             name=req["AlarmName"],
             region=self.region,
@@ -572,6 +573,17 @@ class ScalingAlarms:
             actions_enabled=req.get("ActionsEnabled", True),
             state_updated_at=now,
         )
+        if existing is not None:
+            # An update replaces the configuration and leaves the state as it is until the
+            # next evaluation; an alarm a target-tracking policy created stays that policy's.
+            alarm = dataclasses.replace(
+                alarm,
+                owner_policy=existing.owner_policy,
+                state=existing.state,
+                state_reason=existing.state_reason,
+                state_updated_at=existing.state_updated_at,
+                evaluated_until=existing.evaluated_until,
+            )
         self.scaling.put_alarm(alarm)
 
     def describe_alarms(self, request: dict[str, Any]) -> dict[str, Any]:

@@ -4,8 +4,9 @@ every 20 s as the publisher writes them. An hour of control-plane time runs in m
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,9 +14,16 @@ import pytest
 from miniecs.autoscaler.loop import AutoScaler
 from miniecs.autoscaler.store import ScalingStore
 from miniecs.aws.autoscaling import AutoScalingApi, ScalingAlarms
+from miniecs.aws.ecs import EcsApi
+from miniecs.clock import FakeClock
+from miniecs.config import Settings, TaskSettings
 from miniecs.errors import AwsError
 from miniecs.metrics.store import MetricId, MetricStore, Stats
 from miniecs.model import TaskStatus
+from miniecs.runtime.fake import FakeRuntime
+from miniecs.scheduler.loop import ServiceScheduler
+from miniecs.store import Store
+from miniecs.tasks.controller import TaskController
 from miniecs.why import render
 from tests.component.conftest import Harness
 from tests.component.test_services import describe, service
@@ -338,3 +346,174 @@ async def test_scheduled_action_sets_bounds_and_clamps_unless_suspended(scaling:
         "ScalingActivities"
     ]
     assert activity["Cause"] == "scheduled action name rush was triggered"
+
+
+def user_alarm(arn: str, threshold: float, **extra: Any) -> dict[str, Any]:
+    return {
+        "AlarmName": "cpu-high",
+        "Namespace": "AWS/ECS",
+        "MetricName": "CPUUtilization",
+        "Dimensions": [
+            {"Name": "ClusterName", "Value": "c1"},
+            {"Name": "ServiceName", "Value": "web"},
+        ],
+        "Statistic": "Average",
+        "Period": 60,
+        "EvaluationPeriods": 2,
+        "Threshold": threshold,
+        "ComparisonOperator": "GreaterThanThreshold",
+        "AlarmActions": [arn],
+        **extra,
+    }
+
+
+async def test_updating_an_alarm_keeps_its_state_and_its_owner(scaling: Scaling) -> None:
+    s = scaling
+    arn = await setup(s, desired=1, lo=1, hi=1, value=50)
+    s.alarms.put_metric_alarm(user_alarm(arn, 70))
+    await s.run(5 * 60, spread(90))
+    before = {a["AlarmName"]: a for a in s.alarms.describe_alarms({})["MetricAlarms"]}
+    high = next(n for n in before if "-AlarmHigh-" in n)
+    assert before[high]["StateValue"] == before["cpu-high"]["StateValue"] == "ALARM"
+    s.h.clock.advance(5)
+    # PutMetricAlarm on an existing alarm replaces its configuration, not its state.
+    s.alarms.put_metric_alarm(user_alarm(arn, 80, AlarmDescription="raised"))
+    s.alarms.put_metric_alarm({**user_alarm(arn, 60), "AlarmName": high, "AlarmActions": []})
+    after = {a["AlarmName"]: a for a in s.alarms.describe_alarms({})["MetricAlarms"]}
+    for name in (high, "cpu-high"):
+        for key in ("StateValue", "StateReason", "StateUpdatedTimestamp"):
+            assert after[name][key] == before[name][key], (name, key)
+        assert after[name]["AlarmConfigurationUpdatedTimestamp"] == s.h.clock.now()
+    assert (after["cpu-high"]["Threshold"], after["cpu-high"]["AlarmDescription"]) == (80, "raised")
+    assert after[high]["Threshold"] == 60
+    # The target-tracking alarm stays its policy's: deleting the policy deletes it.
+    alarm = s.store.get_alarm(high)
+    assert alarm is not None and alarm.owner_policy == arn
+    s.api.delete_scaling_policy({**IDS, "PolicyName": "cpu"})
+    assert [a["AlarmName"] for a in s.alarms.describe_alarms({})["MetricAlarms"]] == ["cpu-high"]
+
+
+class Killed(BaseException):
+    """SIGKILL of the control plane in the middle of applying a scaling decision."""
+
+
+@dataclass
+class Files:
+    """A control plane whose state lives in files: a restart reopens them."""
+
+    root: Path
+    clock: FakeClock
+    metrics: MetricStore
+    opened: list[Scaling]
+
+    def open(self) -> Scaling:
+        store = Store(self.root / "miniecs.db")
+        settings = Settings(tasks=TaskSettings())
+        runtime = FakeRuntime()
+        controller = TaskController(store, runtime, self.clock, settings.tasks, "i1", host_cpus=2)
+        h = Harness(
+            store,
+            runtime,
+            self.clock,
+            controller,
+            EcsApi(store, self.clock, settings),
+            ServiceScheduler(store, self.clock),
+        )
+        scaling = ScalingStore(self.root / "autoscaling.db")
+        autoscaler = AutoScaler(store, scaling, self.metrics, self.clock)
+        api = AutoScalingApi(store, scaling, autoscaler, self.clock, "us-east-1")
+        alarms = ScalingAlarms(scaling, self.clock, "us-east-1")
+        self.opened.append(Scaling(h, scaling, self.metrics, autoscaler, api, alarms, []))
+        return self.opened[-1]
+
+
+@pytest.fixture
+async def files(tmp_path: Path) -> AsyncIterator[Files]:
+    f = Files(tmp_path, FakeClock(), MetricStore(tmp_path / "metrics.db"), [])
+    yield f
+    for s in f.opened:
+        await s.h.controller.drain(1)
+        s.store.close()
+        s.h.store.close()
+    f.metrics.close()
+
+
+@pytest.mark.parametrize("crash", ["after the cooldown", "after the desired count"])
+async def test_a_crash_while_scaling_never_scales_twice(
+    files: Files, crash: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = files.open()
+    await setup(first, desired=1, lo=1, hi=10, value=50, ScaleOutCooldown=600)
+    store = first.store
+
+    def killed(*args: Any, **kwargs: Any) -> None:
+        raise Killed
+
+    # The three writes of a scaling decision: (1) the InProgress activity with the cooldown,
+    # (2) the desired count, (3) the activity's outcome. The crash follows (1) or (2).
+    if crash == "after the cooldown":
+        start = store.start_activity
+
+        def start_then_die(*args: Any, **kwargs: Any) -> None:
+            start(*args, **kwargs)
+            raise Killed
+
+        monkeypatch.setattr(store, "start_activity", start_then_die)
+    else:
+        monkeypatch.setattr(store, "put_activity", killed)
+    with pytest.raises(Killed):
+        await first.run(10 * 60, spread(100))  # 1 task at 100 % against 50: ceil(1 x 2) = 2
+    (activity,) = store.list_activities()
+    assert activity.status_code == "InProgress"
+    assert first.desired() == (1 if crash == "after the cooldown" else 2)
+
+    # The restart: fresh stores and autoscaler on the same files. The alarm is still ALARM and
+    # the load has not moved (the service's average stays at 100 %): without the cooldown,
+    # ceil(2 x 100 / 50) = 4 would double the scale-out.
+    second = files.open()
+    for _ in range(int(4 * 60 / STEP)):
+        second.metrics.put(CPU, files.clock.now(), Stats(2, 200, 100, 100), "Percent", 1)
+        files.clock.advance(STEP)
+        second.autoscaler.once()
+        assert second.desired() == 2
+    alarms = second.alarms.describe_alarms({})["MetricAlarms"]
+    assert "ALARM" in {a["StateValue"] for a in alarms}
+    (shown,) = second.api.describe_scaling_activities({"ServiceNamespace": "ecs"})[
+        "ScalingActivities"
+    ]
+    assert (shown["Description"], shown["StatusCode"], shown["StatusMessage"]) == (
+        "Setting desired count to 2.",
+        "Successful",
+        "Successfully set desired count to 2. Change successfully fulfilled by ecs.",
+    )
+    events = [e["message"] for e in describe(second.h)["events"]]
+    assert sum("has its desired count set to 2 by Application" in m for m in events) == 1
+    history = second.autoscaler.why("service/c1/web")
+    assert "scale-out cooldown" in history[-1]["decision"]["reason"]
+
+
+async def test_an_interrupted_activity_fails_if_the_count_changed_meanwhile(
+    files: Files, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = files.open()
+    await setup(first, desired=1, lo=1, hi=10, value=50)
+    start = first.store.start_activity
+
+    def start_then_die(*args: Any, **kwargs: Any) -> None:
+        start(*args, **kwargs)
+        raise Killed
+
+    monkeypatch.setattr(first.store, "start_activity", start_then_die)
+    with pytest.raises(Killed):
+        await first.run(10 * 60, spread(100))
+    first.h.ecs.update_service({"cluster": "c1", "service": "web", "desiredCount": 5})
+    second = files.open()
+    second.autoscaler.finish_interrupted()
+    (shown,) = second.api.describe_scaling_activities({"ServiceNamespace": "ecs"})[
+        "ScalingActivities"
+    ]
+    assert (shown["StatusCode"], shown["StatusMessage"]) == (
+        "Failed",
+        "Failed to set desired count to 2. Reason: the desired count changed to 5 meanwhile.",
+    )
+    assert shown["EndTime"] == files.clock.now() and second.desired() == 5

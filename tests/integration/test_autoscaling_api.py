@@ -145,6 +145,20 @@ def test_targets_policies_scheduled_actions_and_errors(fast_miniecs: Miniecs) ->
         60,
         "INSUFFICIENT_DATA",
     )
+    # Updating the target-tracking alarm changes its configuration; it stays the policy's.
+    cloudwatch.put_metric_alarm(
+        AlarmName=high["AlarmName"],
+        Namespace="AWS/ECS",
+        MetricName="CPUUtilization",
+        Statistic="Average",
+        Period=60,
+        EvaluationPeriods=3,
+        Threshold=60,
+        ComparisonOperator="GreaterThanThreshold",
+    )
+    (updated,) = cloudwatch.describe_alarms(AlarmNames=[high["AlarmName"]])["MetricAlarms"]
+    assert (updated["Threshold"], updated["StateValue"]) == (60, "INSUFFICIENT_DATA")
+    assert updated["StateUpdatedTimestamp"] == high["StateUpdatedTimestamp"]
 
     aas.put_scheduled_action(
         **IDS,

@@ -252,3 +252,30 @@ def test_unhealthy_task_is_stopped_and_replaced(fast_miniecs: Miniecs) -> None:
     wait_for(replaced, timeout=60, interval=0.2)
     old = ecs.describe_tasks(cluster="svc", tasks=[task["taskArn"]])["tasks"][0]
     assert old["stoppedReason"] == "Task failed container health checks"
+
+
+def test_a_second_server_on_the_same_state_dir_refuses_to_start(
+    server_process: ServerProcess,
+) -> None:
+    import subprocess
+    import sys
+
+    server_process.start()
+    second = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "miniecs",
+            "server",
+            "--port",
+            "0",
+            "--state-dir",
+            str(server_process.state_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert second.returncode != 0
+    assert "another miniecs is running on the state dir" in second.stderr

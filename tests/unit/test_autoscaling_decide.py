@@ -292,3 +292,28 @@ def test_step_scaling_and_its_cooldown() -> None:
     t = target(scale_out_until=NOW + 100, scale_out_base=2)
     assert decide(situation(step_input(steps, 80), desired=4, t=t)).capacity == 5
     assert decide(situation(step_input(steps, 60), desired=4, t=t)).capacity is None
+
+
+def test_at_min_capacity_the_reason_is_the_minimum_bound() -> None:
+    # 3 x 5 / 50 = 0.3 -> 1 would scale in, but MinCapacity 3 holds the service at 3.
+    t = target(3, 10)
+    d = decide(situation(tracking(policy(50), OK, [5] * 15, A, t=t), desired=3, t=t))
+    assert d.capacity is None
+    assert "ceil(3 x 5 / 50) = 1, within [3, 10] = 3; already at the minimum capacity 3" in (
+        d.reason
+    )
+    assert "push the average above target" not in d.reason
+    # Above the minimum, a scale-in that would overshoot the target keeps the other reason.
+    d = decide(situation(tracking(policy(50), OK, [44] * 15, A), desired=3))
+    assert d.capacity is None
+    assert "removing a task would push the average above target" in d.reason
+    assert "minimum capacity" not in d.reason
+
+
+def test_step_scaling_at_a_bound_says_so() -> None:
+    down = [{"MetricIntervalUpperBound": 0, "ScalingAdjustment": -2}]
+    d = decide(situation(step_input(down, 40), desired=2, t=target(2, 10)))
+    assert d.capacity is None and d.reason.endswith("; already at the minimum capacity 2")
+    up = [{"MetricIntervalLowerBound": 0, "ScalingAdjustment": 2}]
+    d = decide(situation(step_input(up, 60), desired=10, t=target(1, 10)))
+    assert d.capacity is None and d.reason.endswith("; already at the maximum capacity 10")
