@@ -55,6 +55,8 @@ PRIVATE_RANGES = tuple(
     for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10")
 )
 """The ranges ELBv2 accepts for IP targets (RFC 1918 and RFC 6598)."""
+RETRY_CAP = 30.0
+"""Longest wait (real seconds) between two attempts to run a data plane that keeps failing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,8 +83,55 @@ class TargetGroupInfo:
     load_balancer_arns: tuple[str, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class DesiredView:
+    """What the hot paths read from the desired state, decoded once per store write."""
+
+    writes: int
+    """The store's write count the view was read at (stale once it differs)."""
+    target_groups: dict[str, Resource]
+    """ARN → target group, in the store's order."""
+    load_balancers: dict[str, tuple[str, ...]]
+    """Target group ARN → sorted ARNs of the load balancers forwarding to it."""
+    targets: dict[str, dict[tuple[str, int], TargetRecord]]
+    """Target group ARN → (ip, port) → registration, in the store's order."""
+
+    @classmethod
+    def read(cls, store: AlbStore) -> DesiredView:
+        writes = store.writes
+        listeners = {listener.arn: listener for listener in store.all(LISTENER)}
+        owners: dict[str, set[str]] = {}
+        for listener in listeners.values():
+            for tg_arn in forwarded_target_groups(listener.data["DefaultActions"]):
+                owners.setdefault(tg_arn, set()).add(listener.parent or "")
+        for rule in store.all(RULE):
+            owner = listeners.get(rule.parent or "")
+            if owner is not None:
+                for tg_arn in forwarded_target_groups(rule.data["Actions"]):
+                    owners.setdefault(tg_arn, set()).add(owner.parent or "")
+        targets: dict[str, dict[tuple[str, int], TargetRecord]] = {}
+        for record in store.targets():
+            targets.setdefault(record.tg_arn, {})[(record.ip, record.port)] = record
+        return cls(
+            writes,
+            {tg.arn: tg for tg in store.all(TARGET_GROUP)},
+            {tg_arn: tuple(sorted(lbs)) for tg_arn, lbs in owners.items()},
+            targets,
+        )
+
+
 def _ports(listeners: list[Resource]) -> tuple[int, ...]:
     return tuple(sorted(int(listener.data["Port"]) for listener in listeners))
+
+
+def _privileged(ports: Sequence[int]) -> bool:
+    """Whether binding `ports` in the host's network namespace needs CAP_NET_BIND_SERVICE (the
+    runtime then starts the data plane as root with only that capability)."""
+    return any(port < 1024 for port in ports)
+
+
+def _labelled_ports(proxy: ProxyObservation) -> tuple[int, ...]:
+    return tuple(int(p) for p in proxy.labels.get(LABEL_PORTS, "").split(",") if p.isdigit())
 
 
 class AlbController:
@@ -115,10 +164,22 @@ class AlbController:
         self._running: set[str] = set()
         self._failures: dict[str, str] = {}
         """LB ARN → why its data-plane container could not be run (until it runs)."""
+        self._retries: dict[str, tuple[int, float, tuple[int, ...]]] = {}
+        """LB ARN → (failed runs in a row, control-plane time of the next attempt, listener
+        ports then): failed runs back off exponentially; a change of ports retries at once."""
+        self._desired: DesiredView | None = None
+
+    def desired(self) -> DesiredView:
+        """The desired state the hot paths need, re-read only after an ELBv2 write."""
+        view = self._desired
+        if view is None or view.writes != self.store.writes:
+            view = self._desired = DesiredView.read(self.store)
+        return view
 
     # target API ------------------------------------------------------------------------------
     def target_group(self, tg_arn: str) -> TargetGroupInfo | None:
-        tg = self.store.get(tg_arn, TARGET_GROUP)
+        view = self.desired()
+        tg = view.target_groups.get(tg_arn)
         if tg is None:
             return None
         return TargetGroupInfo(
@@ -127,7 +188,7 @@ class AlbController:
             port=int(tg.data["Port"]),
             health_check=health_check(tg),
             deregistration_delay=int(attributes(tg)["deregistration_delay.timeout_seconds"]),
-            load_balancer_arns=tuple(self.load_balancers_of(tg_arn)),
+            load_balancer_arns=view.load_balancers.get(tg_arn, ()),
         )
 
     def register_targets(self, tg_arn: str, targets: Sequence[tuple[str, int | None]]) -> None:
@@ -191,31 +252,23 @@ class AlbController:
     def target_health(self, tg_arn: str, ip: str, port: int) -> TargetHealth | None:
         """(state, reason, description) of a registered target; None when it is not (or no
         longer) registered."""
-        record = self.store.target(tg_arn, ip, port)
+        view = self.desired()
+        record = view.targets.get(tg_arn, {}).get((ip, port))
         if record is None:
             return None
-        lbs = self.load_balancers_of(tg_arn)
+        lbs = view.load_balancers.get(tg_arn, ())
         if not lbs:
             return NOT_IN_USE
         return health_of(record, True, self._reports.get(lbs[0]))
 
     def is_deregistered(self, tg_arn: str, ip: str, port: int) -> bool:
         """True once the target is gone from the group (its draining finished)."""
-        return self.store.target(tg_arn, ip, port) is None
+        return (ip, port) not in self.desired().targets.get(tg_arn, {})
 
     # desired-state views ---------------------------------------------------------------------
     def load_balancers_of(self, tg_arn: str) -> list[str]:
         """ARNs of the load balancers whose listeners or rules forward to the group."""
-        lbs: list[str] = []
-        listeners = {listener.arn: listener for listener in self.store.all(LISTENER)}
-        for listener in listeners.values():
-            if tg_arn in forwarded_target_groups(listener.data["DefaultActions"]):
-                lbs.append(listener.parent or "")
-        for rule in self.store.all(RULE):
-            owner = listeners.get(rule.parent or "")
-            if owner is not None and tg_arn in forwarded_target_groups(rule.data["Actions"]):
-                lbs.append(owner.parent or "")
-        return sorted(set(lbs))
+        return list(self.desired().load_balancers.get(tg_arn, ()))
 
     def load_balancer_counters(self) -> list[LoadBalancerCounters]:
         """Each observed data plane's cumulative counters and target health at the last
@@ -315,6 +368,9 @@ class AlbController:
         if self._host_network is None:
             self._host_network = await self.runtime.host_network_usable()
         lbs = {lb.arn: lb for lb in self.store.all(LOAD_BALANCER)}
+        for arn in [a for a in self._failures.keys() | self._retries.keys() if a not in lbs]:
+            self._failures.pop(arn, None)
+            self._retries.pop(arn, None)
         proxies: dict[str, ProxyObservation] = {}
         for proxy in await self.runtime.list_proxies():
             arn = proxy.labels.get(LABEL_LOAD_BALANCER, "")
@@ -338,20 +394,25 @@ class AlbController:
         """Make sure the load balancer's container runs and read its state; the name of an
         existing container whose config may need a push (None: just created, or failed)."""
         ports = _ports(self.store.all(LISTENER, lb.arn))
+        ran = _labelled_ports(proxy) if proxy is not None else ports
         if proxy is not None and not proxy.running:
             log.warning("data plane of %s is %s: recreating it", lb.name, proxy.state)
             await self.runtime.remove_container(proxy.docker_name)
             proxy = None
         elif (
             proxy is not None
-            and not self._host_network
-            and proxy.labels.get(LABEL_PORTS) != ",".join(map(str, ports))
+            and ran != ports
+            and (not self._host_network or (_privileged(ports) and not _privileged(ran)))
         ):
+            # Published ports are fixed at creation; on the host network only a newly needed
+            # privileged port requires a new container.
             await self.runtime.remove_container(proxy.docker_name)
             proxy = None
         if proxy is None:
             self._forget(lb.arn)
-            await self._create(lb, self.docker_name(lb), ports)
+            retry = self._retries.get(lb.arn)
+            if retry is None or retry[2] != ports or self.clock.now() >= retry[1]:
+                await self._create(lb, self.docker_name(lb), ports)
             return None
         self._running.add(lb.arn)
         await self._observe(lb, proxy.docker_name)
@@ -405,11 +466,17 @@ class AlbController:
         try:
             await self.runtime.run_proxy(spec)
         except (ImageUnavailable, ContainerCreateError) as exc:
+            previous = self._retries.get(lb.arn)
+            attempts = previous[0] + 1 if previous is not None and previous[2] == ports else 1
+            wait = min(RETRY_CAP, self.settings.interval * 2 ** min(attempts - 1, 16))
+            self._retries[lb.arn] = (attempts, self.clock.now() + wait * self.clock.speed, ports)
             if self._failures.get(lb.arn) != str(exc):
                 log.error("cannot run the data plane of %s: %s", lb.name, exc)
+            log.debug("next attempt to run the data plane of %s in %.0f s", lb.name, wait)
             self._failures[lb.arn] = str(exc)
             return
         self._failures.pop(lb.arn, None)
+        self._retries.pop(lb.arn, None)
         log.info("data plane of %s started (%s)", lb.name, name)
         self._pushed[lb.arn] = (body, version)
         self._running.add(lb.arn)
@@ -445,10 +512,11 @@ class AlbController:
         """Remove draining targets whose deregistration is over at every load balancer that
         uses their group (at once when none does any more)."""
         done = []
-        for tg in self.store.all(TARGET_GROUP):
-            lbs = self.load_balancers_of(tg.arn)
+        view = self.desired()
+        for tg in view.target_groups.values():
+            lbs = view.load_balancers.get(tg.arn, ())
             delay = float(attributes(tg)["deregistration_delay.timeout_seconds"])
-            for record in self.store.targets(tg.arn):
+            for record in view.targets.get(tg.arn, {}).values():
                 if not record.draining:
                     continue
                 finished = all(
@@ -475,10 +543,11 @@ class AlbController:
         previous = self._counters.get(lb_arn)
         self._counters[lb_arn] = report.counters
         host_counts: dict[str, tuple[int, int, int]] = {}
-        for tg in self.store.all(TARGET_GROUP):
-            if lb_arn not in self.load_balancers_of(tg.arn):
+        view = self.desired()
+        for tg in view.target_groups.values():
+            if lb_arn not in view.load_balancers.get(tg.arn, ()):
                 continue
-            records = [r for r in self.store.targets(tg.arn) if not r.draining]
+            records = [r for r in view.targets.get(tg.arn, {}).values() if not r.draining]
             states = [health_of(r, True, report).state for r in records]
             host_counts[tg.arn] = (
                 states.count("healthy"),

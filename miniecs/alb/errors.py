@@ -1,7 +1,8 @@
 """ELBv2's error codes (the `Code` of a query-protocol error), with AWS's default wording.
 
-AwsError
-└── ElbError                    ValidationError unless a subclass says otherwise
+AwsError (miniecs.errors)
+├── ValidationError (miniecs.errors, re-exported) a malformed or out-of-range parameter
+└── ElbError                    an ELBv2 code whose message defaults to AWS's wording
     ├── LoadBalancerNotFound, TargetGroupNotFound, ListenerNotFound, RuleNotFound
     ├── DuplicateLoadBalancerName, DuplicateTargetGroupName, DuplicateListener
     ├── PriorityInUse, ResourceInUse, InvalidTarget, TooManyTags
@@ -10,19 +11,35 @@ AwsError
 
 from __future__ import annotations
 
-from miniecs.errors import AwsError
+from miniecs.errors import AwsError, ValidationError
+
+__all__ = [
+    "DuplicateListener",
+    "DuplicateLoadBalancerName",
+    "DuplicateTargetGroupName",
+    "ElbError",
+    "InvalidConfigurationRequest",
+    "InvalidLoadBalancerAction",
+    "InvalidTarget",
+    "ListenerNotFound",
+    "LoadBalancerNotFound",
+    "OperationNotPermitted",
+    "PriorityInUse",
+    "ResourceInUse",
+    "RuleNotFound",
+    "TargetGroupNotFound",
+    "TooManyTags",
+    "ValidationError",
+]
 
 
 class ElbError(AwsError):
-    code = "ValidationError"
+    """An ELBv2 error (HTTP 400); without a message it carries AWS's default wording."""
+
     default = "The request is not valid."
 
     def __init__(self, message: str | None = None) -> None:
         super().__init__(message or self.default)
-
-
-class ValidationError(ElbError):
-    code = "ValidationError"
 
 
 class LoadBalancerNotFound(ElbError):

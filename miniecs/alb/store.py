@@ -72,6 +72,7 @@ class AlbStore:
         )
         self._lock = threading.RLock()
         self._depth = 0
+        self._writes = 0
         with self._lock, self._db:
             if path is not None:
                 self._db.execute("PRAGMA journal_mode=WAL")
@@ -80,6 +81,12 @@ class AlbStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    @property
+    def writes(self) -> int:
+        """Changes whenever a write starts and again when it commits or rolls back, so a view
+        built from reads tagged with the count it saw before reading is stale once it differs."""
+        return self._writes
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -93,11 +100,13 @@ class AlbStore:
                     self._depth -= 1
                 return
             self._depth = 1
+            self._writes += 1
             try:
                 with self._db:
                     yield self._db
             finally:
                 self._depth = 0
+                self._writes += 1
 
     # resources ---------------------------------------------------------------------------------
     def put(self, resource: Resource) -> None:

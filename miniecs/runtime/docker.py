@@ -48,6 +48,11 @@ T = TypeVar("T")
 _EXITED = re.compile(r"Exited \((-?\d+)\)")
 _HEALTH = re.compile(r"\((healthy|unhealthy|health: starting)\)")
 _NS = 1_000_000_000
+PROXY_MEMORY = 256 * 1024 * 1024
+PROXY_PIDS = 256
+PRIVILEGED_PORTS = 1024
+"""Ports below this need CAP_NET_BIND_SERVICE in the host's network namespace (a container's
+own namespace lets any user bind them: Docker sets ip_unprivileged_port_start=0 there)."""
 
 
 def network_name(cluster: str, instance: str) -> str:
@@ -343,6 +348,12 @@ class DockerRuntime:
         return await self._call(probe)
 
     async def run_proxy(self, spec: ProxySpec) -> str:
+        # The image runs as an unprivileged user. Only a listener below 1024 in the host's
+        # network namespace needs root, and then only with CAP_NET_BIND_SERVICE (Docker gives
+        # a non-root user no ambient capabilities). The root filesystem stays writable:
+        # put_archive/get_archive cannot reach a tmpfs, and a read-only root refuses them.
+        privileged = spec.host_network and any(p < PRIVILEGED_PORTS for p in spec.ports)
+
         def run() -> str:
             api = self.api
             ports = None if spec.host_network else list(spec.ports)
@@ -352,6 +363,12 @@ class DockerRuntime:
                 if spec.host_network
                 else {p: (spec.publish_address, p) for p in spec.ports},
                 init=True,
+                cap_drop=["ALL"],
+                cap_add=["NET_BIND_SERVICE"] if privileged else None,
+                security_opt=["no-new-privileges"],
+                pids_limit=PROXY_PIDS,
+                mem_limit=PROXY_MEMORY,
+                memswap_limit=PROXY_MEMORY,
             )
             try:
                 created = api.create_container(
@@ -362,6 +379,7 @@ class DockerRuntime:
                     ports=ports,
                     host_config=host_config,
                     stop_signal="SIGTERM",
+                    user="0:0" if privileged else None,
                 )
             except docker.errors.ImageNotFound as exc:
                 raise ImageUnavailable(f"{spec.image}: not found: {exc.explanation}") from None

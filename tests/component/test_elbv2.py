@@ -4,6 +4,7 @@ for Docker and the data plane (tests write its state.json)."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import socket
 from collections.abc import Iterator
@@ -13,13 +14,14 @@ from urllib.parse import urlencode
 import pytest
 from botocore import parsers, serialize
 
-from miniecs.alb.controller import CONFIG_PATH, STATE_PATH, AlbController
+from miniecs.alb.controller import CONFIG_PATH, RETRY_CAP, STATE_PATH, AlbController
 from miniecs.alb.store import AlbStore
 from miniecs.aws.elbv2 import Elbv2Api
 from miniecs.aws.protocols import service_model
 from miniecs.aws.query import QueryService
 from miniecs.clock import FakeClock
 from miniecs.metrics.store import MetricId, MetricStore, dimensions
+from miniecs.runtime.base import ContainerCreateError, ProxySpec
 from miniecs.runtime.fake import FakeRuntime
 from tests.conftest import free_port
 
@@ -571,3 +573,115 @@ async def test_bridge_mode_publishes_ports_and_recreates_on_new_ports(elb: Elb) 
     await elb.controller.once()
     assert elb.runtime.proxy_specs[name].ports == tuple(sorted((port, second)))
     assert [c[0] for c in elb.runtime.calls] == ["run_proxy", "remove", "run_proxy"]
+
+
+async def test_desired_view_is_cached_until_a_write(
+    elb: Elb, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lb_arn, tg_arn, listener_arn = await setup(elb)
+    elb.controller.register_targets(tg_arn, [("10.0.0.7", None)])
+    info = elb.controller.target_group(tg_arn)
+    assert info is not None and info.load_balancer_arns == (lb_arn,)
+    reads = []
+    all_ = elb.store.all
+    monkeypatch.setattr(elb.store, "all", lambda *a: reads.append(a) or all_(*a))
+    for _ in range(3):
+        health = elb.controller.target_health(tg_arn, "10.0.0.7", 8080)
+        assert health is not None and health.state == "initial"
+        assert elb.controller.load_balancers_of(tg_arn) == [lb_arn]
+    assert reads == [], "no write, no store read"
+    await elb("DeleteListener", ListenerArn=listener_arn)
+    info = elb.controller.target_group(tg_arn)
+    assert info is not None and info.load_balancer_arns == ()
+    assert elb.controller.target_health(tg_arn, "10.0.0.7", 8080) == (
+        "unused",
+        "Target.NotInUse",
+        "Target group is not configured to receive traffic from the load balancer",
+    )
+    listener_arn = (
+        await elb(
+            "CreateListener",
+            LoadBalancerArn=lb_arn,
+            Protocol="HTTP",
+            Port=free_port(),
+            DefaultActions=[{"Type": "forward", "TargetGroupArn": tg_arn}],
+        )
+    )["Listeners"][0]["ListenerArn"]
+    assert elb.controller.load_balancers_of(tg_arn) == [lb_arn]
+    await elb("ModifyListener", ListenerArn=listener_arn, DefaultActions=[FIXED])
+    assert elb.controller.load_balancers_of(tg_arn) == []
+    elb.controller.deregister_targets(tg_arn, [("10.0.0.7", 8080)])
+    assert elb.controller.target_health(tg_arn, "10.0.0.7", 8080) is None
+    assert elb.controller.is_deregistered(tg_arn, "10.0.0.7", 8080)
+    await elb("DeleteTargetGroup", TargetGroupArn=tg_arn)
+    assert elb.controller.target_group(tg_arn) is None
+
+
+FIXED = {"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "200"}}
+
+
+async def test_a_data_plane_that_cannot_run_backs_off_and_fails(
+    elb: Elb, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    elb.runtime.host_network = False
+    lb_arn, _, _ = await setup(elb)
+    attempts = []
+
+    async def refuse(spec: ProxySpec) -> str:
+        attempts.append(elb.clock.now())
+        raise ContainerCreateError("Bind for 127.0.0.1:8080 failed: port is already allocated")
+
+    monkeypatch.setattr(elb.runtime, "run_proxy", refuse)
+    start = elb.clock.now()
+    for _ in range(200):
+        await elb.controller.once()
+        elb.clock.advance(0.5)
+    waits = [round(b - a, 1) for a, b in itertools.pairwise(attempts)]
+    assert waits[:6] == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0] and set(waits[5:]) == {RETRY_CAP}
+    assert attempts[0] == start and len(attempts) == 8
+    state = (await elb("DescribeLoadBalancers"))["LoadBalancers"][0]["State"]
+    assert state == {
+        "Code": "failed",
+        "Reason": "Bind for 127.0.0.1:8080 failed: port is already allocated",
+    }
+    await elb(
+        "CreateListener",
+        LoadBalancerArn=lb_arn,
+        Protocol="HTTP",
+        Port=free_port(),
+        DefaultActions=[FIXED],
+    )
+    await elb.controller.once()
+    assert len(attempts) == 9, "new listener ports are tried at once"
+    monkeypatch.undo()
+    elb.clock.advance(0.5)
+    await elb.controller.once()
+    assert len(attempts) == 9 and elb.runtime.proxies == {}, "still backing off"
+    elb.clock.advance(0.5)
+    await elb.controller.once()
+    state = (await elb("DescribeLoadBalancers"))["LoadBalancers"][0]["State"]
+    assert state == {"Code": "active"} and len(elb.runtime.proxies) == 1
+
+
+async def test_a_privileged_port_on_the_host_network_recreates_the_data_plane(
+    elb: Elb, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lb_arn, _, _ = await setup(elb)
+    await elb.controller.once()
+    name = elb.proxy()
+    await elb(
+        "CreateListener",
+        LoadBalancerArn=lb_arn,
+        Protocol="HTTP",
+        Port=free_port(),
+        DefaultActions=[FIXED],
+    )
+    await elb.controller.once()
+    assert [c[0] for c in elb.runtime.calls] == ["run_proxy"], "host network: config push only"
+    monkeypatch.setattr(elb.controller, "host_port_free", lambda port: True)
+    await elb(
+        "CreateListener", LoadBalancerArn=lb_arn, Protocol="HTTP", Port=80, DefaultActions=[FIXED]
+    )
+    await elb.controller.once()
+    assert [c[0] for c in elb.runtime.calls] == ["run_proxy", "remove", "run_proxy"]
+    assert elb.runtime.proxy_specs[name].ports[0] == 80

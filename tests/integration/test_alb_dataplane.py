@@ -93,7 +93,10 @@ class Setup:
         with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
             member = tar.extractfile("state.json")
             assert member is not None
-            return dict(json.loads(member.read()))
+            try:
+                return dict(json.loads(member.read()))
+            except ValueError:
+                return None  # copied while the data plane replaced it: read again next poll
 
     def rows(self) -> dict[str, dict[str, Any]]:
         state = self.state() or {"targets": {}}
