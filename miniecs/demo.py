@@ -153,7 +153,7 @@ class Demo:
     def cleanup(self) -> None:
         label = {"label": f"miniecs.instance={self.instance}"}
         for filters in (label, {"label": f"{DEMO_LABEL}={self.instance}"}):
-            for c in self.docker.containers.list(all=True, filters=filters):
+            for c in self.docker.containers.list(sparse=True, all=True, filters=filters):
                 with contextlib.suppress(docker.errors.APIError):
                     c.remove(force=True)
         for n in self.docker.networks.list(filters=label):
@@ -374,7 +374,7 @@ class Demo:
 
         def stop() -> None:
             for c in self.docker.containers.list(
-                filters={"label": f"{LOAD_RUN_LABEL}={labels[LOAD_RUN_LABEL]}"}
+                sparse=True, filters={"label": f"{LOAD_RUN_LABEL}={labels[LOAD_RUN_LABEL]}"}
             ):
                 with contextlib.suppress(docker.errors.APIError):
                     c.kill(signal="SIGTERM")
@@ -657,7 +657,9 @@ class Demo:
         service = self.ecs.describe_services(cluster=CLUSTER, services=[SERVICE])["services"][0]
         label = {"label": f"miniecs.instance={self.instance}", "status": "running"}
         tasks_running = [
-            c for c in self.docker.containers.list(filters=label) if c.labels.get("miniecs.task")
+            c
+            for c in self.docker.api.containers(filters=label)
+            if (c.get("Labels") or {}).get("miniecs.task")
         ]
         policies = self.scaling.describe_scaling_policies(ServiceNamespace="ecs")["ScalingPolicies"]
         self.console.print(

@@ -49,7 +49,7 @@ def docker_client() -> Any:
 def remove_by_label(label: str) -> None:
     """Remove every container and network carrying `label`; errors are ignored."""
     client = docker_client()
-    for c in client.containers.list(all=True, filters={"label": label}):
+    for c in client.containers.list(sparse=True, all=True, filters={"label": label}):
         with contextlib.suppress(Exception):
             c.remove(force=True)
     for n in client.networks.list(filters={"label": label}):

@@ -77,11 +77,15 @@ def test_ctrl_c_halfway_removes_everything(images: None, moment: str) -> None:
                 instance = found.group(1) if found else ""
             else:
                 label = "miniecs.instance" if moment == "first task" else "miniecs.demo"
-                if seen := client.containers.list(filters={"label": f"{label}={instance}"}):
+                if seen := client.containers.list(
+                    sparse=True, filters={"label": f"{label}={instance}"}
+                ):
                     break
             time.sleep(0.1)
         assert seen, f"the demo never reached {moment}:\n{''.join(lines)}"
-        tasks = client.containers.list(filters={"label": f"miniecs.instance={instance}"})
+        tasks = client.containers.list(
+            sparse=True, filters={"label": f"miniecs.instance={instance}"}
+        )
         assert tasks, "no task container seen before the interrupt"
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=45)
@@ -90,7 +94,7 @@ def test_ctrl_c_halfway_removes_everything(images: None, moment: str) -> None:
         assert proc.returncode == 130, out
         assert "interrupted; everything the demo created was removed" in out
         for label in (f"miniecs.instance={instance}", f"miniecs.demo={instance}"):
-            left = client.containers.list(all=True, filters={"label": label})
+            left = client.containers.list(sparse=True, all=True, filters={"label": label})
             assert left == [], f"{label}: {[c.name for c in left]}"
             assert client.networks.list(filters={"label": label}) == [], label
     finally:

@@ -93,6 +93,7 @@ def states(elb: Any, tg_arn: str) -> dict[str, str]:
 def lb_containers(instance: str) -> list[Any]:
     return list(
         docker_client().containers.list(
+            sparse=True,
             all=True,
             filters={"label": [f"miniecs.instance={instance}", "miniecs.load-balancer"]},
         )

@@ -43,7 +43,7 @@ def test_label(client: Any) -> Iterator[dict[str, str]]:
     try:
         yield label
     finally:
-        for container in client.containers.list(all=True, filters=selector):
+        for container in client.containers.list(sparse=True, all=True, filters=selector):
             with contextlib.suppress(docker.errors.DockerException):
                 container.remove(force=True)
         for network in client.networks.list(filters=selector):

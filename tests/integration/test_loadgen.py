@@ -32,7 +32,11 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
 
 
 def load_containers() -> list[Any]:
-    return list(docker_client().containers.list(all=True, filters={"label": "miniecs.role=load"}))
+    return list(
+        docker_client().containers.list(
+            sparse=True, all=True, filters={"label": "miniecs.role=load"}
+        )
+    )
 
 
 def service_tasks(ecs: Any, count: int) -> list[dict[str, Any]]:

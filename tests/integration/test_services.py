@@ -119,7 +119,7 @@ def test_scale_to_zero_and_back_and_delete(miniecs: Miniecs) -> None:
     assert (s["status"], s["runningCount"], s["desiredCount"]) == ("ACTIVE", 0, 0)
     assert s["taskDefinition"].endswith("web:1")
     mine = {"label": f"miniecs.instance={miniecs.instance}"}
-    wait_for(lambda: not docker_client().containers.list(all=True, filters=mine))
+    wait_for(lambda: not docker_client().containers.list(sparse=True, all=True, filters=mine))
     ecs.update_service(cluster="svc", service="web", desiredCount=2)
     ecs.get_waiter("services_stable").wait(cluster="svc", services=["web"], WaiterConfig=FAST)
     assert len(running_tasks(ecs)) == 2
@@ -133,7 +133,7 @@ def test_scale_to_zero_and_back_and_delete(miniecs: Miniecs) -> None:
     ecs.delete_service(cluster="svc", service="web", force=True)
     ecs.get_waiter("services_inactive").wait(cluster="svc", services=["web"], WaiterConfig=FAST)
     assert ecs.list_services(cluster="svc")["serviceArns"] == []
-    wait_for(lambda: not docker_client().containers.list(all=True, filters=mine))
+    wait_for(lambda: not docker_client().containers.list(sparse=True, all=True, filters=mine))
 
 
 def test_bad_service_input_changes_nothing(miniecs: Miniecs) -> None:
@@ -170,7 +170,9 @@ def test_bad_service_input_changes_nothing(miniecs: Miniecs) -> None:
 
 def _instance_containers(instance: str) -> dict[str, str]:
     mine = {"label": f"miniecs.instance={instance}"}
-    return {c.id: c.status for c in docker_client().containers.list(all=True, filters=mine)}
+    return {
+        c.id: c.status for c in docker_client().containers.list(sparse=True, all=True, filters=mine)
+    }
 
 
 @pytest.mark.parametrize("moment", ["steady", "mid-scale-out", "mid-deployment"])

@@ -74,7 +74,11 @@ def test_run_task_is_a_real_limited_container_reachable_at_its_ip(miniecs: Minie
     assert task["stopCode"] == "UserInitiated"
     assert task["stoppedReason"] == "Task stopped by user"
     assert task["containers"][0]["exitCode"] == 0
-    wait_for(lambda: not docker_client().containers.list(all=True, filters={"id": container.id}))
+    wait_for(
+        lambda: (
+            not docker_client().containers.list(sparse=True, all=True, filters={"id": container.id})
+        )
+    )
     assert ecs.list_tasks(cluster="demo")["taskArns"] == []
     assert ecs.list_tasks(cluster="demo", desiredStatus="STOPPED")["taskArns"] == [arn]
 
@@ -310,7 +314,7 @@ def test_sigkill_and_restart_adopts_tasks_without_creating_or_deleting(
     ecs.get_waiter("tasks_running").wait(cluster="r", tasks=arns, WaiterConfig={"Delay": 1})
     client = docker_client()
     mine = {"label": f"miniecs.instance={server_process.instance}"}
-    before = {c.id for c in client.containers.list(all=True, filters=mine)}
+    before = {c.id for c in client.containers.list(sparse=True, all=True, filters=mine)}
     assert len(before) == 3
     time.sleep(1.1)  # engine events have one-second resolution
     since = int(time.time())
@@ -319,7 +323,7 @@ def test_sigkill_and_restart_adopts_tasks_without_creating_or_deleting(
     time.sleep(2)
     tasks = ecs.describe_tasks(cluster="r", tasks=arns)["tasks"]
     assert all(t["lastStatus"] == "RUNNING" for t in tasks)
-    after = {c.id for c in client.containers.list(all=True, filters=mine)}
+    after = {c.id for c in client.containers.list(sparse=True, all=True, filters=mine)}
     assert after == before
     events = client.api.events(
         since=since,
