@@ -11,8 +11,10 @@ Prometheus name → CloudWatch metric (ratios are CloudWatch's percent ÷ 100):
   `DesiredTaskCount`, `RunningTaskCount`, `PendingTaskCount`
 - `miniecs_task_cpu_utilization_ratio`, `miniecs_task_memory_utilization_ratio` →
   ECS/ContainerInsights `TaskCpuUtilization`, `TaskMemoryUtilization` (TaskId)
-- `miniecs_container_cpu_utilization_ratio`, `miniecs_container_memory_utilization_ratio` →
-  ECS/ContainerInsights `ContainerCpuUtilization`, `ContainerMemoryUtilization` (ContainerName)
+- `miniecs_container_cpu_utilization_ratio` → ECS/ContainerInsights `ContainerCpuUtilized` /
+  `ContainerCpuReserved` (ContainerName; CloudWatch's `ContainerCpuUtilization` has no
+  ContainerName dimension), `miniecs_container_memory_utilization_ratio` →
+  `ContainerMemoryUtilization` (ContainerName)
 
 Load balancers (AWS/ApplicationELB), from each data plane's cumulative counters (since its
 container started; a restart resets them, which `rate()` and `increase()` handle) and the target
@@ -165,7 +167,8 @@ class UsageCollector:
         )
         ctr_cpu = gauge(
             "miniecs_container_cpu_utilization_ratio",
-            "CPU used by the container over its CPU share (ContainerCpuUtilization / 100).",
+            "CPU used by the container over its CPU share "
+            "(ContainerCpuUtilized / ContainerCpuReserved).",
             container_labels,
         )
         ctr_mem = gauge(

@@ -10,8 +10,12 @@ RUNNING task are averaged, and:
 - ECS/ContainerInsights, when the cluster's `containerInsights` setting is `enabled` or
   `enhanced`: task usage (CpuUtilized, MemoryUtilized, ...) as statistic sets over the tasks
   per ClusterName,ServiceName / ClusterName,TaskDefinitionFamily / ClusterName, the service
-  counts (RunningTaskCount, ...) and the cluster counts (ServiceCount, TaskCount); `enhanced`
-  adds per-task (TaskId) and per-container (ContainerName) series.
+  counts (RunningTaskCount, ...) and the cluster counts (ServiceCount, TaskCount). `enhanced`
+  adds TaskCpuUtilization and TaskMemoryUtilization, every task metric per task (the two sets
+  above plus TaskId), and the container metrics, with the dimension sets of AWS's table
+  (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/Container-Insights-enhanced-observability-metrics-ECS.html):
+  most carry ContainerName (per service or family, and per task), three do not (see
+  `WITHOUT_CONTAINER_NAME`), and all have a ClusterName series.
 Points are stored with resolution 1, so both 20 s and 60 s periods can be queried.
 """
 
@@ -22,7 +26,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from miniecs.metrics.store import MetricId, MetricStore, Stats, dimensions
+from miniecs.metrics.store import Dimensions, MetricId, MetricStore, Stats, dimensions
 from miniecs.metrics.usage import ContainerUsage, TaskUsage
 from miniecs.model import TaskStatus
 from miniecs.store import Store
@@ -38,6 +42,12 @@ WRITER = "ecs-publisher"
 
 Point = tuple[MetricId, float, float | Stats, str, int]
 """A `MetricStore.put_many` row: metric, timestamp, statistic set, unit, resolution."""
+WITHOUT_CONTAINER_NAME = frozenset(
+    {"ContainerCpuUtilization", "ContainerNetworkRxBytes", "ContainerNetworkTxBytes"}
+)
+"""Container metrics AWS documents without a ContainerName dimension: statistic sets over the
+containers of a task (ClusterName,ServiceName|TaskDefinitionFamily,TaskId), of a service or
+family, or of the cluster."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +193,18 @@ def _task_dims(t: TaskUsage) -> list[dict[str, str]]:
     return dims
 
 
+def _container_dims(t: TaskUsage, c: ContainerUsage, named: bool) -> list[Dimensions]:
+    """The dimension sets one container's sample counts in: ClusterName, and per service or
+    family and per task, with ContainerName when `named`."""
+    owners = [{"ClusterName": t.cluster, "TaskDefinitionFamily": t.task_definition_family}]
+    if t.service is not None:
+        owners.append({"ClusterName": t.cluster, "ServiceName": t.service})
+    scopes = owners + [{**o, "TaskId": t.task_id} for o in owners]
+    if named:
+        scopes = [{**s, "ContainerName": c.container_name} for s in scopes]
+    return [dimensions(d) for d in [{"ClusterName": t.cluster}, *scopes]]
+
+
 def aws_ecs_points(tasks: Sequence[TaskUsage], timestamp: float) -> list[Point]:
     """CPUUtilization and MemoryUtilization per service and per cluster."""
     by_dims: dict[tuple[tuple[str, str], ...], list[TaskUsage]] = defaultdict(list)
@@ -263,27 +285,16 @@ def insights_points(
         for dims_of_task in _task_dims(t):
             for name, value, unit in _task_values(t) + _enhanced_task_values(t):
                 put(name, dims_of_task, Stats.of(value), unit)
-            for c in t.containers:
-                for name, value, unit in _container_values(c):
-                    put(
-                        name,
-                        {**dims_of_task, "ContainerName": c.container_name},
-                        Stats.of(value),
-                        unit,
-                    )
-    per_container: dict[tuple[tuple[str, str], ...], list[ContainerUsage]] = defaultdict(list)
+    per_container: dict[tuple[Dimensions, str], list[float]] = defaultdict(list)
+    container_units: dict[str, str] = {}
     for t in mine:
-        owner = {"ClusterName": t.cluster, "TaskDefinitionFamily": t.task_definition_family}
-        owners = [owner] + (
-            [{"ClusterName": t.cluster, "ServiceName": t.service}] if t.service else []
-        )
         for c in t.containers:
-            for o in owners:
-                per_container[dimensions({**o, "ContainerName": c.container_name})].append(c)
-    for dims, containers in sorted(per_container.items()):
-        rows = [_container_values(c) for c in containers]
-        for i, (name, _, unit) in enumerate(rows[0]):
-            put(name, dims, over(row[i][1] for row in rows), unit)
+            for name, value, unit in _container_values(c):
+                container_units[name] = unit
+                for dims in _container_dims(t, c, name not in WITHOUT_CONTAINER_NAME):
+                    per_container[(dims, name)].append(value)
+    for (dims, name), values in sorted(per_container.items()):
+        put(name, dims, over(values), container_units[name])
     return points
 
 

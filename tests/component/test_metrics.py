@@ -127,6 +127,21 @@ async def test_container_insights_follows_the_cluster_setting(harness: Harness) 
         MetricId(CONTAINER_INSIGHTS, "RunningTaskCount", SERVICE), start, start + 20, 20
     )
     assert running_count.stats.sum == 3
+    # Per AWS's enhanced table: ContainerCpuUtilization per task, without ContainerName;
+    # ContainerMemoryUtilized per task and container.
+    (container_cpu,) = metrics.datapoints(
+        MetricId(CONTAINER_INSIGHTS, "ContainerCpuUtilization", task_dims), start, start + 20, 20
+    )
+    assert container_cpu.stats.average == pytest.approx(100.0)
+    assert (
+        metrics.metrics(CONTAINER_INSIGHTS, "ContainerCpuUtilization", [("ContainerName", None)])
+        == []
+    )
+    app = dimensions({**dict(task_dims), "ContainerName": "app"})
+    (container_memory,) = metrics.datapoints(
+        MetricId(CONTAINER_INSIGHTS, "ContainerMemoryUtilized", app), start, start + 20, 20
+    )
+    assert container_memory.stats.average == pytest.approx(100.0)
 
     settings("enabled")
     await sample_for(harness, s, 20)

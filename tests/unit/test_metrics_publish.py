@@ -142,6 +142,114 @@ def test_container_insights_enabled_service_family_and_cluster_series() -> None:
     assert units(points)["RunningTaskCount"] == "Count"
 
 
+def dimension_sets(points: list[Point]) -> dict[str, set[frozenset[str]]]:
+    """Metric name → the dimension-name sets it is published with."""
+    out: dict[str, set[frozenset[str]]] = {}
+    for metric, _, _, _, _ in points:
+        out.setdefault(metric.name, set()).add(frozenset(k for k, _ in metric.dimensions))
+    return out
+
+
+def sets(*specs: str) -> set[frozenset[str]]:
+    return {frozenset(spec.split(",")) for spec in specs}
+
+
+# Transcribed from AWS's tables: Container-Insights-metrics-ECS.html (enabled) and
+# Container-Insights-enhanced-observability-metrics-ECS.html (enhanced), AmazonCloudWatch guide.
+ENABLED_TASK_SETS = sets(
+    "ClusterName", "ClusterName,ServiceName", "ClusterName,TaskDefinitionFamily"
+)
+ENHANCED_TASK_SETS = ENABLED_TASK_SETS | sets(
+    "ClusterName,ServiceName,TaskId", "ClusterName,TaskDefinitionFamily,TaskId"
+)
+CONTAINER_NAME_SETS = sets(
+    "ClusterName",
+    "ClusterName,ServiceName,ContainerName",
+    "ClusterName,TaskDefinitionFamily,ContainerName",
+    "ClusterName,ServiceName,TaskId,ContainerName",
+    "ClusterName,TaskDefinitionFamily,TaskId,ContainerName",
+)
+TASK_USAGE = (
+    "CpuUtilized",
+    "CpuReserved",
+    "MemoryUtilized",
+    "MemoryReserved",
+    "NetworkRxBytes",
+    "NetworkTxBytes",
+    "StorageReadBytes",
+    "StorageWriteBytes",
+)
+COUNTS = {
+    **dict.fromkeys(
+        ("RunningTaskCount", "PendingTaskCount", "DesiredTaskCount", "DeploymentCount"),
+        sets("ClusterName,ServiceName"),
+    ),
+    "ServiceCount": sets("ClusterName"),
+    "TaskCount": sets("ClusterName"),
+}
+AWS_UNITS = {
+    "CpuUtilized": "None",
+    "CpuReserved": "None",
+    "MemoryUtilized": "Megabytes",
+    "MemoryReserved": "Megabytes",
+    "NetworkRxBytes": "Bytes/Second",
+    "NetworkTxBytes": "Bytes/Second",
+    "StorageReadBytes": "Bytes",
+    "StorageWriteBytes": "Bytes",
+    "TaskCpuUtilization": "Percent",
+    "TaskMemoryUtilization": "Percent",
+    "ContainerCpuUtilized": "None",
+    "ContainerCpuReserved": "None",
+    "ContainerCpuUtilization": "Percent",
+    "ContainerMemoryUtilized": "Megabytes",
+    "ContainerMemoryReserved": "Megabytes",
+    "ContainerMemoryUtilization": "Percent",
+    "ContainerNetworkRxBytes": "Bytes/Second",
+    "ContainerNetworkTxBytes": "Bytes/Second",
+    "ContainerStorageReadBytes": "Bytes",
+    "ContainerStorageWriteBytes": "Bytes",
+    **dict.fromkeys(COUNTS, "Count"),
+}
+
+
+def test_enabled_publishes_aws_documented_metrics_dimension_sets_and_units() -> None:
+    tasks = [task("a", 10), task("b", 20, service=None)]
+    points = insights_points(tasks, cluster("enabled"), T0)
+    assert dimension_sets(points) == {
+        **dict.fromkeys(TASK_USAGE, ENABLED_TASK_SETS),
+        **COUNTS,
+    }
+    assert units(points) == {name: AWS_UNITS[name] for name in units(points)}
+
+
+def test_enhanced_publishes_aws_documented_metrics_dimension_sets_and_units() -> None:
+    tasks = [task("a", 10), task("b", 20, service=None)]
+    points = insights_points(tasks, cluster("enhanced"), T0)
+    assert dimension_sets(points) == {
+        **dict.fromkeys(
+            (*TASK_USAGE, "TaskCpuUtilization", "TaskMemoryUtilization"), ENHANCED_TASK_SETS
+        ),
+        **dict.fromkeys(
+            (
+                "ContainerCpuUtilized",
+                "ContainerCpuReserved",
+                "ContainerMemoryUtilized",
+                "ContainerMemoryReserved",
+                "ContainerMemoryUtilization",
+                "ContainerStorageReadBytes",
+                "ContainerStorageWriteBytes",
+            ),
+            CONTAINER_NAME_SETS,
+        ),
+        **dict.fromkeys(
+            ("ContainerCpuUtilization", "ContainerNetworkRxBytes", "ContainerNetworkTxBytes"),
+            ENHANCED_TASK_SETS,
+        ),
+        **COUNTS,
+    }
+    assert units(points) == AWS_UNITS
+
+
 def test_container_insights_enhanced_adds_task_and_container_series() -> None:
     tasks = [task("hot", 256, 256), task("idle", 2.56, 51.2)]
     points = insights_points(tasks, cluster("enhanced"), T0)
@@ -151,19 +259,50 @@ def test_container_insights_enhanced_adds_task_and_container_series() -> None:
     assert got[(CONTAINER_INSIGHTS, "TaskCpuUtilization", hot)].average == 100.0
     assert got[(CONTAINER_INSIGHTS, "TaskMemoryUtilization", hot)].average == 50.0
     assert got[(CONTAINER_INSIGHTS, "TaskCpuUtilization", idle)].average == pytest.approx(1.0)
+    assert got[(CONTAINER_INSIGHTS, "CpuUtilized", hot)].sum == 256
     container = dimensions(
         {"ClusterName": "c1", "ServiceName": "web", "TaskId": "hot", "ContainerName": "app"}
     )
-    assert got[(CONTAINER_INSIGHTS, "ContainerCpuUtilization", container)].average == 100.0
     assert got[(CONTAINER_INSIGHTS, "ContainerCpuReserved", container)].average == 256
     assert got[(CONTAINER_INSIGHTS, "ContainerMemoryUtilized", container)].average == 256
+    assert got[(CONTAINER_INSIGHTS, "ContainerMemoryUtilization", container)].average == 50.0
+    assert got[(CONTAINER_INSIGHTS, "ContainerCpuUtilization", hot)].average == 100.0
     over_tasks = dimensions({"ClusterName": "c1", "ServiceName": "web", "ContainerName": "app"})
-    spread = got[(CONTAINER_INSIGHTS, "ContainerCpuUtilization", over_tasks)]
+    memory = got[(CONTAINER_INSIGHTS, "ContainerMemoryUtilization", over_tasks)]
+    assert (memory.sample_count, memory.maximum, memory.minimum) == (2, 50.0, 10.0)
+    spread = got[(CONTAINER_INSIGHTS, "ContainerCpuUtilization", SERVICE)]
     assert (spread.sample_count, spread.maximum) == (2, 100.0)
     assert spread.minimum == pytest.approx(1.0)
-    assert units(points)["ContainerCpuUtilization"] == "Percent"
-    assert units(points)["ContainerMemoryReserved"] == "Megabytes"
-    assert units(points)["TaskCpuUtilization"] == "Percent"
+    assert got[(CONTAINER_INSIGHTS, "ContainerCpuReserved", CLUSTER)].sum == 512
+
+
+def test_enhanced_container_series_of_a_two_container_task() -> None:
+    """Per task, ContainerCpuUtilization and the container network metrics (no ContainerName)
+    are statistic sets over its containers; the others stay one series per container."""
+    two = TaskUsage(
+        task_id="t",
+        cluster="c1",
+        group="service:web",
+        task_definition_family="web",
+        cpu_reserved=1024,
+        memory_reserved_mib=2048,
+        containers=(
+            ContainerUsage("app", 512, 512, 512, 1024, rx_bytes=300.0),
+            ContainerUsage("side", 0, 512, 256, 1024),
+        ),
+        timestamp=T0,
+    )
+    got = by_key(insights_points([two], cluster("enhanced"), T0))
+    task_dims = dimensions({"ClusterName": "c1", "ServiceName": "web", "TaskId": "t"})
+    cpu = got[(CONTAINER_INSIGHTS, "ContainerCpuUtilization", task_dims)]
+    assert (cpu.sample_count, cpu.average, cpu.minimum, cpu.maximum) == (2, 50.0, 0.0, 100.0)
+    rx = got[(CONTAINER_INSIGHTS, "ContainerNetworkRxBytes", task_dims)]
+    assert (rx.sample_count, rx.sum) == (2, 300.0)
+    for name, percent in (("app", 50.0), ("side", 25.0)):
+        per = dimensions({**dict(task_dims), "ContainerName": name})
+        memory = got[(CONTAINER_INSIGHTS, "ContainerMemoryUtilization", per)]
+        assert (memory.sample_count, memory.average) == (1, percent)
+    assert got[(CONTAINER_INSIGHTS, "TaskCpuUtilization", task_dims)].average == 50.0
 
 
 def test_mean_usage_averages_rates_and_sums_storage_bytes() -> None:
