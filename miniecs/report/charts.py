@@ -135,8 +135,10 @@ def requests_chart(data: ReportData) -> bytes:
     """Requests each task served, one bar per load run, grouped by task: orange direct,
     blue via the ALB."""
     fig, ax = _figure()
+    # Tasks that served requests, and those that ran idle beside them (the point of the chart).
     served = {t for r in data.loads for t, n in r.requests_per_task.items() if n}
-    tasks = [t for t in data.task_order() if t in served]
+    shown = served.union(*(data.running_during(r) for r in data.loads))
+    tasks = [t for t in data.task_order() if t in shown]
     if not data.loads or not tasks:
         ax.text(0.5, 0.5, "no load runs recorded", ha="center", va="center", transform=ax.transAxes)
         ax.set_axis_off()

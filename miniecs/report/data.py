@@ -213,6 +213,10 @@ class ReportData:
             seen.update(dict.fromkeys(r.requests_per_task))
         return list(seen)
 
+    def running_during(self, run: LoadRun) -> set[str]:
+        """Tasks seen running while `run` sent load (those that served nothing included)."""
+        return {t for s in self.samples if run.t_start <= s.t <= run.t_end for t in s.tasks}
+
     def summary(self) -> list[SummaryRow]:
         """One row per phase, in phase order (phases known only from samples come last)."""
         names = [p.name for p in self.phases]
@@ -235,13 +239,7 @@ class ReportData:
             for task_id, n in r.requests_per_task.items():
                 requests[task_id] = requests.get(task_id, 0) + n
         if requests:
-            running = {
-                task_id
-                for s in samples
-                if any(r.t_start <= s.t <= r.t_end for r in loads)
-                for task_id in s.tasks
-            }
-            for task_id in running:
+            for task_id in set().union(*(self.running_during(r) for r in loads)):
                 requests.setdefault(task_id, 0)
         counts = [s.running for s in samples]
         tasks = max(counts, default=len(requests))

@@ -144,6 +144,8 @@ def test_json_round_trip_and_summary() -> None:
     assert rows["pinned"].running_counts == [1, 3]
     assert rows["pinned"].tasks_text == "1 → 3" and rows["alb"].tasks_text == "3"
     assert data.phases[0].end == data.phases[1].start
+    # The idle tasks of the pinned run are in the requests chart with 0, beside the busy one.
+    assert data.running_during(data.loads[0]) == set(TASKS[:3])
 
 
 @pytest.mark.parametrize(
