@@ -214,8 +214,13 @@ class ReportData:
         return list(seen)
 
     def running_during(self, run: LoadRun) -> set[str]:
-        """Tasks seen running while `run` sent load (those that served nothing included)."""
-        return {t for s in self.samples if run.t_start <= s.t <= run.t_end for t in s.tasks}
+        """Tasks seen running in the run's phase while it sent load (idle ones included)."""
+        return {
+            t
+            for s in self.samples
+            if s.phase == run.phase and run.t_start <= s.t <= run.t_end
+            for t in s.tasks
+        }
 
     def summary(self) -> list[SummaryRow]:
         """One row per phase, in phase order (phases known only from samples come last)."""
@@ -239,7 +244,13 @@ class ReportData:
             for task_id, n in r.requests_per_task.items():
                 requests[task_id] = requests.get(task_id, 0) + n
         if requests:
-            for task_id in set().union(*(self.running_during(r) for r in loads)):
+            # Tasks that ran idle in this phase while the load ran count with 0.
+            for task_id in {
+                t
+                for s in samples
+                if any(r.t_start <= s.t <= r.t_end for r in loads)
+                for t in s.tasks
+            }:
                 requests.setdefault(task_id, 0)
         counts = [s.running for s in samples]
         tasks = max(counts, default=len(requests))
