@@ -3,6 +3,7 @@ container per load balancer, ECS tasks as IP targets, health, routing, draining,
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import subprocess
@@ -220,10 +221,36 @@ def test_restart_adopts_the_data_plane_and_a_killed_one_is_recreated(
     wait_for(lambda: states(elb, tg_arn) == {ips[0]: "healthy"}, timeout=60)
     [container] = lb_containers(server_process.instance)
 
-    server_process.kill()
-    assert get(f"http://127.0.0.1:{port}/work")[0] == 200, "serves while miniecs is down"
-    server_process.start()
-    wait_for(lambda: states(elb, tg_arn) == {ips[0]: "healthy"}, timeout=30)
+    # A client keeps sending through the listener while miniecs is killed and restarted.
+    outcomes: list[str] = []
+    stop = threading.Event()
+
+    def client() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        while not stop.is_set():
+            try:
+                conn.request("GET", "/work")
+                response = conn.getresponse()
+                response.read()
+                outcomes.append(str(response.status))
+            except (OSError, http.client.HTTPException) as exc:
+                outcomes.append(type(exc).__name__)
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.close()
+
+    sender = threading.Thread(target=client)
+    sender.start()
+    try:
+        server_process.kill()
+        assert get(f"http://127.0.0.1:{port}/work")[0] == 200, "serves while miniecs is down"
+        server_process.start()
+        wait_for(lambda: states(elb, tg_arn) == {ips[0]: "healthy"}, timeout=30)
+    finally:
+        stop.set()
+        sender.join(30)
+    assert len(outcomes) > 50
+    assert set(outcomes) == {"200"}, f"requests lost across the restart: {set(outcomes)}"
     assert [c.id for c in lb_containers(server_process.instance)] == [container.id]
 
     container.kill()
