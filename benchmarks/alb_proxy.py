@@ -9,7 +9,9 @@ vs nginx, median latency added vs direct. Then a scale-in under load: while wrk 
 proxy, one target is set draining and later removed; every response must be a 2xx.
 
 Run: ``apt-get install -y wrk nginx-light`` once, then ``.venv/bin/python benchmarks/alb_proxy.py
-[seconds]``. Figures move with the machine's load: compare ratios of one run.
+[seconds] [baseline-image]``. Figures move with the machine's load: compare ratios of one run.
+A baseline image (say ``miniecs/alb:before``, tagged before a change) runs as a second data
+plane in the same run, so a change is measured against what it replaces.
 """
 
 from __future__ import annotations
@@ -147,7 +149,7 @@ def alb_config(version: int, port: int, targets: list[dict[str, Any]]) -> bytes:
     return buf.getvalue()
 
 
-def main(seconds: float = 10.0) -> None:
+def main(seconds: float = 10.0, baseline: str | None = None) -> None:
     for tool in ("wrk", "nginx"):
         if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
             sys.exit(f"{tool} is missing: apt-get install -y wrk nginx-light")
@@ -188,13 +190,21 @@ def main(seconds: float = 10.0) -> None:
         alb.put_archive("/run/alb", alb_config(1, alb_port, targets))
         wait_http(f"http://127.0.0.1:{nginx_port}/")
         wait_http(f"http://127.0.0.1:{alb_port}/")
-        time.sleep(1.0)  # first health checks
-
         urls = {
             "nginx (1 worker, upstream keep-alive)": f"http://127.0.0.1:{nginx_port}/",
             "miniecs ALB data plane": f"http://127.0.0.1:{alb_port}/",
-            "direct (one workload container)": f"http://{ips[0]}:8080/",
         }
+        if baseline is not None:
+            before_port = free_port()
+            before = client.containers.run(
+                baseline, detach=True, labels=labels, network_mode="host"
+            )
+            before.put_archive("/run/alb", alb_config(1, before_port, targets))
+            wait_http(f"http://127.0.0.1:{before_port}/")
+            urls[f"baseline: {baseline}"] = f"http://127.0.0.1:{before_port}/"
+        urls["direct (one workload container)"] = f"http://{ips[0]}:8080/"
+        time.sleep(1.0)  # first health checks
+
         for url in urls.values():
             wrk(url, 2)  # warm up: connections, pools, caches
         results = {name: wrk(url, seconds) for name, url in urls.items()}
@@ -241,4 +251,7 @@ def main(seconds: float = 10.0) -> None:
 
 
 if __name__ == "__main__":
-    main(float(sys.argv[1]) if len(sys.argv) > 1 else 10.0)
+    main(
+        float(sys.argv[1]) if len(sys.argv) > 1 else 10.0,
+        sys.argv[2] if len(sys.argv) > 2 else None,
+    )

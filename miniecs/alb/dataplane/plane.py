@@ -3,12 +3,17 @@
 One :class:`Plane` per process. :mod:`.main` replaces its parts when a config is applied;
 :mod:`.proxy` and :mod:`.upstream` read them on the hot path (attribute reads only), and
 :mod:`.state` reports them. ``now`` is a coarse monotonic clock refreshed by the sweeper, good
-enough for timeouts measured in seconds and free to read per request.
+enough for timeouts measured in seconds and free to read per request. Trace ids are
+``Root=1-<epoch of the current second>-<24 hex>``, the 24 hex digits a counter that starts at a
+random 63-bit value shifted left by 32 bits (so it never outgrows 96 bits): unique within the
+process without a system call or a random draw per request, and across processes as long as
+their random starts are more than the requests they serve apart.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from typing import TYPE_CHECKING
 
@@ -67,6 +72,8 @@ class Plane:
         """Connection attempts in progress (held so they are not garbage-collected)."""
         self.now = 0.0
         self.trace_prefix = b""
+        self.trace_seq = random.getrandbits(63) << 32
+        """The last trace id's 96 bits (incremented per generated trace id)."""
         self.tick()
 
     def tick(self) -> float:

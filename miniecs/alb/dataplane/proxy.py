@@ -11,6 +11,10 @@ received within ``head_timeout``; an idle keep-alive connection is closed after 
 
 Each request becomes an :class:`Exchange`. Everything meant for the target is collected in
 ``Exchange.out`` and written once per ``data_received``, after the whole chunk parsed cleanly.
+The common case skips the parser: a read that is exactly one bodiless GET or HEAD, in a strict
+subset of what llhttp accepts, with one Host and no header the load balancer rewrites, on a
+listener that forwards without rules, goes on as it came plus the load balancer's headers
+(:meth:`ClientConnection._whole`); anything else takes the parser and every check below.
 Pipelined requests queue behind the active one; responses go out in order. The request head is
 rebuilt: hop-by-hop headers (Connection and the headers it names, Keep-Alive, TE, Trailer,
 Upgrade, Proxy-Connection, Transfer-Encoding) are dropped, the body is re-framed (chunked
@@ -22,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
+import re
 import time
 from collections import deque
 from typing import Any
@@ -58,6 +62,19 @@ DROPPED = frozenset(
     }
 )
 """Request headers not copied as they are (hop-by-hop, or rewritten by the load balancer)."""
+WHOLE_REQUEST = re.compile(
+    rb"(GET|HEAD) /[A-Za-z0-9._~!$&'()*+,;=:@/%?-]* HTTP/1\.1\r\n"
+    rb"(?:[!#$%&'*+.^_`|~0-9A-Za-z-]+:[\t\x20-\x7e]*\r\n)+"
+    rb"\r\n"
+)
+"""A bodiless GET or HEAD in origin form, in a strict subset of the syntax llhttp accepts
+(token names, visible ASCII, no obs-fold, no control characters): the fast path's test."""
+SPECIAL = re.compile(
+    rb"\r\n(host|connection|keep-alive|te|trailer|upgrade|proxy-connection|transfer-encoding"
+    rb"|content-length|x-forwarded-for|x-forwarded-proto|x-forwarded-port|x-amzn-trace-id):",
+    re.IGNORECASE,
+)
+"""The DROPPED request headers: the fast path takes a request with just one of them, Host."""
 IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
 MAX_PIPELINE = 16
 """Queued pipelined requests per connection before reading pauses."""
@@ -67,8 +84,8 @@ CRLF = b"\r\n"
 COLON = b": "
 LAST_CHUNK = b"0\r\n\r\n"
 
-_getrandbits = random.getrandbits
 _monotonic = time.monotonic
+_new_exchange = object.__new__
 
 
 class Reject(Exception):
@@ -96,7 +113,8 @@ class Listener:
 class Exchange:
     """One request and its response.
 
-    Fields default at class level: a new exchange sets only what differs (this is per request).
+    Fields default at class level, and an exchange is made with ``object.__new__`` (no
+    ``__init__`` frame): a new exchange sets ``client``, ``action``, ``out`` and what differs.
     """
 
     method = b""
@@ -118,12 +136,10 @@ class Exchange:
     target: Target | None = None
     upstream: UpstreamConnection | None = None
 
-    def __init__(
-        self, client: ClientConnection, action: Forward | FixedResponse | Redirect
-    ) -> None:
-        self.client = client
-        self.action = action
-        self.out: list[bytes] = []
+    client: ClientConnection
+    action: Forward | FixedResponse | Redirect
+    out: list[bytes]
+    """What is meant for the target and not written yet."""
 
 
 class ClientConnection(asyncio.Protocol):
@@ -156,6 +172,8 @@ class ClientConnection(asyncio.Protocol):
         self.te: bytes | None = None
         self.content_length: bytes | None = None
         self.named: list[bytes] | None = None
+        self.rare = False
+        """A header came that needs more than the common path (see ``on_headers_complete``)."""
         self.head_size = 0
 
     # --- asyncio.Protocol ---------------------------------------------------------------------
@@ -172,14 +190,17 @@ class ClientConnection(asyncio.Protocol):
         self.plane.clients.add(self)
 
     def data_received(self, data: bytes) -> None:
-        if self.phase == IDLE:
+        phase = self.phase
+        if phase == IDLE:
+            if self.active is None and self._whole(data):
+                return
             self.phase = HEAD
-            self.head_bytes = 0
+            self.head_bytes = len(data)
             self.deadline = self.plane.now + self.limits.head_timeout
-        elif self.phase == BODY:
-            self.deadline = self.plane.now + self.plane.idle_timeout
-        if self.phase == HEAD:
+        elif phase == HEAD:
             self.head_bytes += len(data)
+        elif phase == BODY:
+            self.deadline = self.plane.now + self.plane.idle_timeout
         try:
             self.parser.feed_data(data)
         except Reject as exc:
@@ -199,6 +220,41 @@ class ClientConnection(asyncio.Protocol):
         ex = self.active
         if ex is not None and ex.out:
             self._flush(ex)
+
+    def _whole(self, data: bytes) -> bool:
+        """The fast path: ``data`` is one whole bodiless GET or HEAD with one Host and nothing
+        to rewrite, for a listener that forwards without rules. Its head goes on as it came
+        (plus the load balancer's headers), without the parser (which stays at a message
+        start); anything else returns False and goes through the parser and its checks."""
+        table = self.listener.table
+        action = table.default
+        if table.rules or type(action) is not Forward:
+            return False
+        match = WHOLE_REQUEST.match(data)
+        if match is None or match.end() != len(data) or len(data) > self.limits.max_head_bytes:
+            return False
+        special = SPECIAL.findall(data)
+        if len(special) != 1 or special[0].lower() != b"host":
+            return False
+        method = match.group(1)
+        ex = _new_exchange(Exchange)
+        ex.client = self
+        ex.action = action
+        ex.method = method
+        ex.request_complete = True
+        if method == b"HEAD":
+            ex.head_only = True
+        plane = self.plane
+        plane.trace_seq += 1
+        ex.out = [
+            b"".join(
+                (data[:-2], self.suffix, plane.trace_prefix, b"%024x\r\n\r\n" % plane.trace_seq)
+            )
+        ]
+        plane.counters.requests += 1
+        self.phase = WAIT  # finish() makes it IDLE if the answer comes at once (503)
+        self.start(ex)
+        return True
 
     def _flush(self, ex: Exchange) -> None:
         """Write what ``ex`` has for its target, or pause reading while too much waits."""
@@ -279,13 +335,18 @@ class ClientConnection(asyncio.Protocol):
             self.host = value
         elif lname == b"content-length":
             self.content_length = value
+            self.rare = True
         elif lname == b"transfer-encoding":
             self.te = value
+            self.rare = True
         elif lname == b"x-forwarded-for":
             self.xff = value if self.xff is None else self.xff + b", " + value
+            self.rare = True
         elif lname == b"x-amzn-trace-id":
             self.trace = value
+            self.rare = True
         elif lname == b"connection":
+            self.rare = True
             for token in value.lower().split(b","):
                 token = token.strip()
                 if token not in (b"close", b"keep-alive", b""):
@@ -321,7 +382,9 @@ class ClientConnection(asyncio.Protocol):
             action = table.default
             if type(action) is Redirect:
                 info = self._info(method)
-        ex = Exchange(self, action)
+        ex = _new_exchange(Exchange)
+        ex.client = self
+        ex.action = action
         ex.method = method
         if info is not None:
             ex.info = info
@@ -332,40 +395,48 @@ class ClientConnection(asyncio.Protocol):
         if method == b"HEAD":
             ex.head_only = True
         lines = self.lines
-        if self.named is not None:
-            lines = _without(lines, self.named)
-        te = self.te
-        if te is not None:
-            if http10 or te.lower() != b"chunked":
-                raise Reject(400)
-            ex.chunked = ex.has_body = True
-            lines += (b"Transfer-Encoding: chunked\r\n",)
-        elif self.content_length is not None:
-            length = int(self.content_length)
-            if length > self.limits.max_body_bytes:
-                raise Reject(413)
-            ex.has_body = length > 0
-            lines += (b"Content-Length: ", self.content_length, CRLF)
-        if host is not None:
-            lines += (b"Host: ", host, CRLF)
-        if self.xff is not None:
-            lines += (b"X-Forwarded-For: ", self.xff, b", ", self.peer.encode("latin-1"), CRLF)
-            lines += (self.listener.forwarded,)
+        plane = self.plane
+        trace = None
+        if not self.rare:
+            lines += (b"Host: ", host, CRLF, self.suffix) if host is not None else (self.suffix,)
         else:
-            lines += (self.suffix,)
-        trace = self.trace
+            # Framing, Connection-named, X-Forwarded-For or X-Amzn-Trace-Id headers came.
+            if self.named is not None:
+                lines = _without(lines, self.named)
+            te = self.te
+            if te is not None:
+                if http10 or te.lower() != b"chunked":
+                    raise Reject(400)
+                ex.chunked = ex.has_body = True
+                lines += (b"Transfer-Encoding: chunked\r\n",)
+            elif self.content_length is not None:
+                length = int(self.content_length)
+                if length > self.limits.max_body_bytes:
+                    raise Reject(413)
+                ex.has_body = length > 0
+                lines += (b"Content-Length: ", self.content_length, CRLF)
+            if host is not None:
+                lines += (b"Host: ", host, CRLF)
+            if self.xff is not None:
+                lines += (b"X-Forwarded-For: ", self.xff, b", ", self.peer.encode("latin-1"), CRLF)
+                lines += (self.listener.forwarded,)
+            else:
+                lines += (self.suffix,)
+            trace = self.trace
+            self.xff = self.trace = self.te = self.content_length = None
+            self.named = None
+            self.rare = False
         if trace is not None and trace.startswith(b"Root=1-"):
-            lines += (b"X-Amzn-Trace-Id: ", trace, CRLF)
+            lines += (b"X-Amzn-Trace-Id: ", trace, CRLF, CRLF)
         else:
-            lines += (self.plane.trace_prefix, b"%024x\r\n" % _getrandbits(96))
-        lines += (CRLF,)
+            plane.trace_seq += 1
+            lines += (plane.trace_prefix, b"%024x\r\n\r\n" % plane.trace_seq)
         lines[0] = b"%s %s HTTP/1.1\r\n" % (method, url)
-        ex.out.append(b"".join(lines))
-        self.plane.counters.requests += 1
+        ex.out = [b"".join(lines)]
+        plane.counters.requests += 1
         self.url = b""
         self.lines = [b""]
-        self.host = self.xff = self.trace = self.te = self.content_length = None
-        self.named = None
+        self.host = None
         self.head_size = 0
         self.receiving = ex
         self.phase = BODY
@@ -429,9 +500,11 @@ class ClientConnection(asyncio.Protocol):
         self.active = ex
         action = ex.action
         if type(action) is Forward:
-            arn = action.pick()
-            group = self.plane.groups.get(arn) if arn is not None else None
-            target = group.pick(self.plane.now) if group is not None else None
+            plane = self.plane
+            groups = action.groups
+            arn = (groups[0][0] if action.total else None) if len(groups) == 1 else action.pick()
+            group = plane.groups.get(arn) if arn is not None else None
+            target = group.pick(plane.now) if group is not None else None
             if target is None or group is None:
                 self.respond_elb(ex, 503)
                 return
@@ -440,7 +513,25 @@ class ClientConnection(asyncio.Protocol):
             target.in_flight += 1
             target.requests += 1
             group.requests += 1
-            self.send(ex)
+            # A pooled connection of the target, else a new one.
+            idle = target.idle
+            while idle:
+                conn = idle.pop()
+                transport = conn.transport
+                if not transport.is_closing():
+                    ex.reused = True
+                    conn.exchange = ex
+                    ex.upstream = conn
+                    conn.got_bytes = False
+                    conn.deadline = plane.now + plane.idle_timeout
+                    ex.started = _monotonic()
+                    out = ex.out
+                    if out:
+                        transport.write(out[0] if len(out) == 1 else b"".join(out))
+                        out.clear()
+                        ex.out_bytes = 0
+                    return
+            self._spawn_connect(ex, target)
         elif type(action) is FixedResponse:
             ex.close_after = not _received(ex)
             self.respond_local(
@@ -462,30 +553,6 @@ class ClientConnection(asyncio.Protocol):
                 action.status,
                 responses.redirect(action.status, action.location(info), self._keep(ex)),
             )
-
-    def send(self, ex: Exchange) -> None:
-        """Hand ``ex`` to a pooled connection of its target, or open one."""
-        target = ex.target
-        assert target is not None
-        idle = target.idle
-        while idle:
-            conn = idle.pop()
-            transport = conn.transport
-            if not transport.is_closing():
-                ex.reused = True
-                conn.exchange = ex
-                ex.upstream = conn
-                conn.got_bytes = False
-                conn.deadline = self.plane.now + self.plane.idle_timeout
-                ex.started = _monotonic()
-                out = ex.out
-                if out:
-                    transport.write(out[0] if len(out) == 1 else b"".join(out))
-                    out.clear()
-                    ex.out_bytes = 0
-                return
-        ex.reused = False
-        self._spawn_connect(ex, target)
 
     def _spawn_connect(self, ex: Exchange, target: Target) -> None:
         tasks = self.plane.tasks

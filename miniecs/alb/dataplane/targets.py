@@ -131,11 +131,16 @@ class TargetGroup:
             cands = self._cands = balancing.candidates(list(self.targets.values()))[0]
         if not cands:
             return None
+        balancer = self.balancer
         if self.spec.slow_start > 0 and any(t.slow_start_from is not None for t in cands):
             weights = [self._weight(t, now) for t in cands]
             if any(w < 1.0 for w in weights):
-                return self.balancer.pick(cands, weights)
-        return self.balancer.pick(cands)
+                return balancer.pick(cands, weights)
+        if balancer.algorithm == "round_robin" and len(cands) > 1:  # Balancer.pick, inlined
+            n = balancer.counter
+            balancer.counter = n + 1
+            return cands[n % len(cands)]
+        return balancer.pick(cands)
 
     def _weight(self, target: Target, now: float) -> float:
         duration = self.spec.slow_start / self.speed

@@ -6,7 +6,9 @@ framing the client can take: Content-Length as is, otherwise chunked for HTTP/1.
 close-delimited for HTTP/1.0 ones. A malformed response, or a reset before the response is
 complete, is the target's failure: 502 if nothing was sent to the client yet, else the client
 connection is cut. A connection goes back to its target's pool only after a complete exchange
-whose response allowed keep-alive.
+whose response allowed keep-alive. The common case skips the parser: a read that is exactly one
+response, its head in a strict subset of what llhttp accepts with one decimal Content-Length
+and nothing hop-by-hop, is written to the client as it came (:meth:`UpstreamConnection._whole`).
 """
 
 from __future__ import annotations
@@ -33,6 +35,21 @@ HOP_BY_HOP = re.compile(
 )
 """A response header the proxy may not pass on as it came."""
 CONTENT_LENGTH = re.compile(rb"\r\ncontent-length[ \t]*:[ \t]*(\d+)", re.IGNORECASE)
+WHOLE_HEAD = re.compile(
+    rb"HTTP/1\.1 [2-5][0-9][0-9] [\x20-\x7e]*\r\n"
+    rb"(?:[!#$%&'*+.^_`|~0-9A-Za-z-]+:[\t\x20-\x7e]*\r\n)*"
+    rb"\r\n"
+)
+"""A final HTTP/1.1 response head in a strict subset of the syntax llhttp accepts (token
+names, visible ASCII, no obs-fold, no control characters): the fast path's test, with
+HOP_BY_HOP's."""
+FRAMING = re.compile(
+    rb"\r\n(connection|keep-alive|transfer-encoding|te|trailer|upgrade|proxy-connection"
+    rb"|content-length):([^\r]*)",
+    re.IGNORECASE,
+)
+"""Hop-by-hop and Content-Length headers of a WHOLE_HEAD: the fast path takes Content-Length
+alone."""
 RESPONSE_DROPPED = frozenset(
     {
         b"connection",
@@ -127,6 +144,8 @@ class UpstreamConnection(asyncio.Protocol):
         self.got_bytes = True
         self.deadline = self.plane.now + self.plane.idle_timeout
         if self.in_head:
+            if not self.head_buf and self._whole(ex, data):
+                return
             self.head_buf = self.head_buf + data if self.head_buf else data
         self.chunk = data
         try:
@@ -139,6 +158,44 @@ class UpstreamConnection(asyncio.Protocol):
             return
         if self.client_out:
             self._flush(ex)
+
+    def _whole(self, ex: Exchange, data: bytes) -> bool:
+        """The fast path: ``data`` is one whole response (a strict head with one decimal
+        Content-Length and exactly that much body) to a keep-alive exchange whose request is
+        complete. Passed on as it came, without the parser (which stays at a message start);
+        anything else returns False and goes through the parser."""
+        if ex.close_after or ex.head_only or ex.http10 or not ex.keep_alive:
+            return False
+        if not ex.request_complete or self.interim:
+            return False
+        head = WHOLE_HEAD.match(data)
+        if head is None:
+            return False
+        end = head.end()
+        framing = FRAMING.findall(data, 0, end)
+        if len(framing) != 1 or framing[0][0].lower() != b"content-length":
+            return False
+        length = framing[0][1].strip(b" \t")
+        if not length.isdigit() or len(data) - end != int(length):
+            return False
+        status = int(data[9:12])
+        if status == 204 or status == 304:
+            return False
+        group = ex.group
+        if group is not None:
+            group.response_time_sum += _monotonic() - ex.started
+            group.response_time_count += 1
+            group.codes[status // 100] += 1
+        ex.responded = True
+        self.keep_alive = True
+        self.until_close = False
+        self.mode = LENGTH
+        client = ex.client
+        if not client.closed:
+            client.transport.write(data)
+        self.exchange = None
+        client.finish(ex, reuse=True)
+        return True
 
     def _flush(self, ex: Exchange) -> None:
         out = self.client_out
@@ -181,19 +238,18 @@ class UpstreamConnection(asyncio.Protocol):
 
     # --- httptools callbacks ------------------------------------------------------------------
 
-    def on_message_begin(self) -> None:
-        self.raw = False
-
     def on_headers_complete(self) -> None:
+        # ``raw`` is False here: _complete clears it, and a failed message ends the connection.
         buf = self.head_buf
         end = buf.find(b"\r\n\r\n") + 4
-        head = buf[:end]
-        status = self.parser.get_status_code()
+        parser = self.parser
+        status = parser.get_status_code()
         self.in_head = False
         ex = self.exchange
         if ex is None:
             return
         if status < 200:
+            head = buf[:end]
             self.interim = True
             self.in_head = True
             self.head_buf = buf[end:]  # the final response may follow in the same read
@@ -202,7 +258,7 @@ class UpstreamConnection(asyncio.Protocol):
             return
         self.head_buf = b""
         self.interim = False
-        self.keep_alive = self.parser.should_keep_alive()
+        self.keep_alive = parser.should_keep_alive()
         group = ex.group
         if group is not None:
             group.response_time_sum += _monotonic() - ex.started
@@ -210,14 +266,14 @@ class UpstreamConnection(asyncio.Protocol):
             group.codes[status // 100 if status < 600 else 5] += 1
         ex.responded = True
         # Fast path: a head with nothing hop-by-hop in it is passed on as it came.
-        if HOP_BY_HOP.search(head) is None and head.startswith(b"HTTP/1.1 "):
-            prefix = head[:-2]
-            match = CONTENT_LENGTH.search(head)
+        if buf.startswith(b"HTTP/1.1 ") and HOP_BY_HOP.search(buf, 0, end) is None:
+            prefix = b""  # the head as it came, sliced below only when not written raw
+            match = CONTENT_LENGTH.search(buf, 0, end)
             length = match.group(1) if match is not None else None
             chunked = False
             extra = b""
         else:
-            prefix, length, chunked = _rebuilt(head, status)
+            prefix, length, chunked = _rebuilt(buf[:end], status)
             extra = b"Content-Length: %s\r\n" % length if length is not None else b""
         self.until_close = False
         if ex.head_only or status == 204 or status == 304:
@@ -242,7 +298,7 @@ class UpstreamConnection(asyncio.Protocol):
             extra += b"Connection: keep-alive\r\n"
         if ex.head_only:
             # llhttp cannot be told the response was to HEAD: finish here, never reuse.
-            self.client_out.append(prefix + extra + CRLF)
+            self.client_out.append((prefix or buf[: end - 2]) + extra + CRLF)
             self.keep_alive = False
             self._complete(ex)
         elif (
@@ -254,7 +310,7 @@ class UpstreamConnection(asyncio.Protocol):
         ):
             self.raw = True  # the whole response is this one read: write it as it came
         else:
-            self.client_out.append(prefix + extra + CRLF)
+            self.client_out.append((prefix or buf[: end - 2]) + extra + CRLF)
 
     def on_body(self, body: bytes) -> None:
         ex = self.exchange
