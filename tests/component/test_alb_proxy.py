@@ -86,6 +86,35 @@ async def test_forwarded_headers_and_hop_by_hop(tmp_path: Path) -> None:
         assert seen.header(hop) == [], hop
 
 
+async def test_plain_gets_on_the_fast_path_get_the_same_headers_as_parsed_ones(
+    tmp_path: Path,
+) -> None:
+    # A bare GET with only Host (and a harmless header) skips the parser; the next request,
+    # carrying headers to rewrite, goes through it on the same connection. The target must see
+    # the load balancer's headers either way, and every request its own trace id.
+    (b,) = await backends("ok")
+    port = free_port()
+    async with data_plane(tmp_path, config(port, [b.port])):
+        client = await Client.open(port)
+        for _ in range(2):
+            assert (await client.get("/fast", "X-Kept: yes\r\n"))[0] == 200
+        assert (await client.get("/slow", "X-Forwarded-For: 203.0.113.9\r\n"))[0] == 200
+        assert (await client.get("/fast-again"))[0] == 200
+        await client.close()
+    await stop([b])
+    first, second, slow, again = b.requests
+    for seen in (first, second, again):
+        assert seen.header("x-forwarded-for") == ["127.0.0.1"]
+        assert seen.header("x-forwarded-proto") == ["http"]
+        assert seen.header("x-forwarded-port") == [str(port)]
+        assert seen.header("host") == ["lb"]
+    assert first.header("x-kept") == ["yes"]
+    assert slow.header("x-forwarded-for") == ["203.0.113.9, 127.0.0.1"]
+    traces = [r.header("x-amzn-trace-id")[0] for r in (first, second, slow, again)]
+    assert all(re.fullmatch(r"Root=1-[0-9a-f]{8}-[0-9a-f]{24}", t) for t in traces)
+    assert len(set(traces)) == 4
+
+
 async def test_bodies_are_streamed_and_reframed(tmp_path: Path) -> None:
     bs = await backends("chunked", "close-delimited")
     port = free_port()
