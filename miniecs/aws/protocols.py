@@ -55,15 +55,54 @@ class ShapeError(ValueError):
     """A response does not fit botocore's model (only raised in strict mode)."""
 
 
+def check_structure(shape: Shape, value: Any, strict: bool, path: str) -> None:
+    """A response value for a structure shape must be an object; in strict mode it may hold
+    only the shape's members (every protocol's encoder checks this the same way)."""
+    if not isinstance(value, dict):
+        raise ShapeError(f"{path or shape.name}: expected an object")
+    unknown = set(value) - set(shape.members)
+    if unknown and strict:
+        raise ShapeError(f"{path or shape.name}: unknown members {sorted(unknown)}")
+
+
+async def call_handler(handlers: object, operation: str, request: dict[str, Any]) -> Any:
+    """Run `handlers.<operation in snake case>(request)`, awaiting it when it is async."""
+    result = getattr(handlers, _snake(operation))(request)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
+async def guarded(
+    operation: str,
+    respond: Callable[[], Awaitable[WireResponse]],
+    error: Callable[[AwsError], WireResponse],
+    internal: Callable[[Exception], AwsError],
+) -> WireResponse:
+    """`respond()`, with a client's fault answered by `error` and any other failure logged
+    and answered as `internal(exc)`. A response that does not fit the model (strict mode
+    only) is a bug in miniecs and propagates."""
+    try:
+        return await respond()
+    except AwsError as exc:
+        return error(exc)
+    except ShapeError:
+        log.exception("response does not fit the model")
+        raise
+    except Exception as exc:
+        log.exception("%s failed", operation)
+        return error(internal(exc))
+
+
+def _server_error(exc: Exception) -> AwsError:
+    return ServerException(f"Internal error: {exc}")
+
+
 def encode(shape: Shape, value: Any, strict: bool, path: str = "") -> Any:
     """`value` in the JSON form of `shape`; unknown members are dropped (or raise if strict)."""
     kind = shape.type_name
     if kind == "structure":
-        if not isinstance(value, dict):
-            raise ShapeError(f"{path or shape.name}: expected an object")
-        unknown = set(value) - set(shape.members)
-        if unknown and strict:
-            raise ShapeError(f"{path or shape.name}: unknown members {sorted(unknown)}")
+        check_structure(shape, value, strict, path)
         return {
             k: encode(shape.members[k], v, strict, f"{path}.{k}")
             for k, v in value.items()
@@ -190,28 +229,21 @@ class JsonService:
             raise SerializationException("Request body must be an object.")
         op_model = self.model.operation_model(operation)
         validate_input(op_model.input_shape, request, self.input_error)
-        result = handler(request)
-        if inspect.isawaitable(result):
-            result = await result
+        result = await call_handler(self.handlers, operation, request)
         output = op_model.output_shape
         return encode(output, result, self.strict) if output is not None else {}
 
     async def handle(self, target: str, body: bytes) -> WireResponse:
         operation = target.partition(".")[2]
-        try:
+
+        async def respond() -> WireResponse:
             try:
                 request = json.loads(body or b"{}")
             except ValueError:
                 raise SerializationException("Malformed JSON in request body.") from None
             return self._respond(200, await self.invoke(operation, request))
-        except AwsError as exc:
-            return self.error(exc)
-        except ShapeError:
-            log.exception("response does not fit the model")
-            raise
-        except Exception as exc:
-            log.exception("%s failed", operation)
-            return self.error(ServerException(f"Internal error: {exc}"))
+
+        return await guarded(operation, respond, self.error, _server_error)
 
 
 def _cbor_form(shape: Shape, value: Any) -> Any:
@@ -264,7 +296,7 @@ class RpcV2CborService(JsonService):
         return self._cbor(exc.status, {"__type": error_type, "message": exc.message}, headers)
 
     async def handle_cbor(self, operation: str, body: bytes) -> WireResponse:
-        try:
+        async def respond() -> WireResponse:
             try:
                 request = _plain(cbor2.loads(body)) if body else {}
             except (cbor2.CBORDecodeError, ValueError):
@@ -272,11 +304,5 @@ class RpcV2CborService(JsonService):
             payload = await self.invoke(operation, request)
             output = self.model.operation_model(operation).output_shape
             return self._cbor(200, _cbor_form(output, payload) if output is not None else {})
-        except AwsError as exc:
-            return self.cbor_error(exc)
-        except ShapeError:
-            log.exception("response does not fit the model")
-            raise
-        except Exception as exc:
-            log.exception("%s failed", operation)
-            return self.cbor_error(ServerException(f"Internal error: {exc}"))
+
+        return await guarded(operation, respond, self.cbor_error, _server_error)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import inspect
 import logging
 import uuid
 from typing import Any
@@ -23,7 +22,14 @@ from botocore.validate import ParamValidator
 
 from miniecs.errors import AwsError
 
-from .protocols import ShapeError, WireResponse, _snake, service_model
+from .protocols import (
+    WireResponse,
+    _snake,
+    call_handler,
+    check_structure,
+    guarded,
+    service_model,
+)
 
 log = logging.getLogger(__name__)
 _MISSING = object()
@@ -120,11 +126,7 @@ def to_xml(shape: Shape, value: Any, strict: bool, path: str = "") -> str:
     """The inner XML of `value` as `shape` (without the element of `shape` itself)."""
     kind = shape.type_name
     if kind == "structure":
-        if not isinstance(value, dict):
-            raise ShapeError(f"{path or shape.name}: expected an object")
-        unknown = set(value) - set(shape.members)
-        if unknown and strict:
-            raise ShapeError(f"{path or shape.name}: unknown members {sorted(unknown)}")
+        check_structure(shape, value, strict, path)
         parts = []
         for key, member in shape.members.items():
             if value.get(key) is None:
@@ -205,11 +207,11 @@ class QueryService:
     async def handle(self, body: bytes) -> WireResponse:
         params = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
         operation = params.get("Action", "")
-        try:
+
+        async def respond() -> WireResponse:
             if operation not in self.model.operation_names:
                 raise AwsError(f"Could not find operation {operation}", code="InvalidAction")
-            handler = getattr(self.handlers, _snake(operation), None)
-            if handler is None:
+            if not hasattr(self.handlers, _snake(operation)):
                 raise AwsError(
                     f"Operation {operation} is not supported by miniecs.", code="InvalidAction"
                 )
@@ -221,9 +223,7 @@ class QueryService:
                 if report.has_errors():
                     message = report.generate_report().replace("\n", " ").strip()
                     raise AwsError(message, code=self.validation_code)
-            result = handler(request)
-            if inspect.isawaitable(result):
-                result = await result
+            result = await call_handler(self.handlers, operation, request)
             inner = ""
             if op_model.output_shape is not None:
                 inner = to_xml(op_model.output_shape, result, self.strict)
@@ -240,13 +240,9 @@ class QueryService:
                 f"</{operation}Response>"
             )
             return self._respond(200, xml, request_id)
-        except AwsError as exc:
-            return self.error(exc)
-        except ShapeError:
-            log.exception("response does not fit the model")
-            raise
-        except Exception as exc:
-            log.exception("%s failed", operation)
-            return self.error(
-                AwsError(f"Internal error: {exc}", code="InternalFailure", status=500)
-            )
+
+        return await guarded(operation, respond, self.error, _internal_failure)
+
+
+def _internal_failure(exc: Exception) -> AwsError:
+    return AwsError(f"Internal error: {exc}", code="InternalFailure", status=500)

@@ -7,6 +7,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+def percent(used: float, reserved: float) -> float:
+    """`used` as a percentage of `reserved` (0 without a reservation)."""
+    return 100.0 * used / reserved if reserved else 0.0
+
+
 @dataclass(frozen=True, slots=True)
 class ContainerUsage:
     container_name: str
@@ -28,13 +33,11 @@ class ContainerUsage:
 
     @property
     def cpu_percent(self) -> float:
-        return 100.0 * self.cpu_units / self.cpu_reserved if self.cpu_reserved else 0.0
+        return percent(self.cpu_units, self.cpu_reserved)
 
     @property
     def memory_percent(self) -> float:
-        return (
-            100.0 * self.memory_mib / self.memory_reserved_mib if self.memory_reserved_mib else 0.0
-        )
+        return percent(self.memory_mib, self.memory_reserved_mib)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,10 +68,8 @@ class TaskUsage:
 
     @property
     def cpu_percent(self) -> float:
-        return 100.0 * self.cpu_units / self.cpu_reserved if self.cpu_reserved else 0.0
+        return percent(self.cpu_units, self.cpu_reserved)
 
     @property
     def memory_percent(self) -> float:
-        return (
-            100.0 * self.memory_mib / self.memory_reserved_mib if self.memory_reserved_mib else 0.0
-        )
+        return percent(self.memory_mib, self.memory_reserved_mib)
