@@ -95,6 +95,9 @@ class Engine:
         if self.runtime is None:
             self.runtime = DockerRuntime(instance, usage_source=self.settings.metrics.source)
         self.instance = instance
+        self.alb_store = AlbStore(self.settings.state_dir / "alb.db")
+        self.alb = AlbController(self.alb_store, self.runtime, self.clock, self.metrics, instance)
+        """Load balancers' data-plane containers and the target API (register/deregister)."""
         self.controller = TaskController(
             self.store,
             self.runtime,
@@ -102,9 +105,13 @@ class Engine:
             self.settings.tasks,
             instance,
             host_cpus=os.cpu_count() or 1,
+            stop_hold=self._held_by_load_balancer,
         )
         self.scheduler = ServiceScheduler(
-            self.store, self.clock, engine_available=lambda: self.controller.engine_available
+            self.store,
+            self.clock,
+            engine_available=lambda: self.controller.engine_available,
+            load_balancing=self.alb,
         )
         self.sampler = Sampler(
             self.store,
@@ -118,11 +125,6 @@ class Engine:
         self.services: list[JsonService | QueryService] = [
             JsonService("ecs", self.ecs, strict=self.strict_responses)
         ]
-        self.alb_store = AlbStore(self.settings.state_dir / "alb.db")
-        self.alb = AlbController(self.alb_store, self.runtime, self.clock, self.metrics, instance)
-        """Load balancers' data-plane containers and the target API (register/deregister)."""
-        self.scheduler.load_balancing = self.alb
-        self.controller.stop_hold = self._held_by_load_balancer
         self.ecs.target_group_attached = self._target_group_attached
         self.services.append(
             QueryService(
@@ -205,9 +207,12 @@ class Engine:
         """Clusters, services and tasks with the sampler's latest usage, and the load
         balancers' counters (`top`, `/metrics`)."""
         assert self.clock is not None
-        sampler = getattr(self, "sampler", None)
-        usages = sampler.latest() if sampler is not None else []
-        return usage_view(self.store, usages, self.clock.now(), self.alb.load_balancer_counters())
+        return usage_view(
+            self.store,
+            self.sampler.latest(),
+            self.clock.now(),
+            self.alb.load_balancer_counters(),
+        )
 
     def scaling_history(self, resource_id: str) -> list[dict[str, Any]] | None:
         """The autoscaler's recent evaluations of a target (None if none is registered)."""
