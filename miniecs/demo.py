@@ -171,8 +171,7 @@ class Demo:
 
     @staticmethod
     def ip_of(task: dict[str, Any]) -> str:
-        details = {d["name"]: d["value"] for d in task["attachments"][0]["details"]}
-        return str(details.get("privateIPv4Address", "?"))
+        return loadgen.task_ip(task) or "?"
 
     def observe(self) -> Observation | None:
         """The service now, for the report: counts, each running task's IP and usage (the
