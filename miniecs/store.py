@@ -8,31 +8,15 @@ with `on_change` are called after each write so loops can wake up instead of pol
 from __future__ import annotations
 
 import dataclasses
-import enum
 import json
 import sqlite3
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from miniecs.model import (
-    Cluster,
-    ContainerRecord,
-    Deployment,
-    DeploymentStatus,
-    HealthStatus,
-    RolloutState,
-    Service,
-    ServiceEvent,
-    StopCode,
-    Task,
-    TaskDefinition,
-    TaskStatus,
-)
-
-T = TypeVar("T")
+from miniecs.database import Database, from_json, to_json
+from miniecs.model import Cluster, Service, Task, TaskDefinition
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -53,148 +37,71 @@ CREATE TABLE IF NOT EXISTS tags (
 """
 
 
-def _encode(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, tuple | list):
-        return [_encode(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _encode(v) for k, v in value.items()}
-    return value
-
-
-def task_to_json(task: Task) -> str:
-    return json.dumps(_encode(task))
-
-
-def task_from_json(text: str) -> Task:
-    data = json.loads(text)
-    data["containers"] = tuple(
-        ContainerRecord(**{**c, "health_status": HealthStatus(c["health_status"])})
-        for c in data["containers"]
-    )
-    data["last_status"] = TaskStatus(data["last_status"])
-    data["desired_status"] = TaskStatus(data["desired_status"])
-    data["health_status"] = HealthStatus(data["health_status"])
-    if data.get("stop_code"):
-        data["stop_code"] = StopCode(data["stop_code"])
-    return Task(**data)
-
-
-def _cluster_from_json(text: str) -> Cluster:
-    data = json.loads(text)
-    data["settings"] = tuple(tuple(s) for s in data["settings"])
-    return Cluster(**data)
-
-
-def service_to_json(service: Service) -> str:
-    return json.dumps(_encode(service))
-
-
-def service_from_json(text: str) -> Service:
-    data = json.loads(text)
-    data["deployments"] = tuple(
-        Deployment(
-            **{
-                **d,
-                "status": DeploymentStatus(d["status"]),
-                "rollout_state": RolloutState(d["rollout_state"]),
-                "load_balancers": tuple(d.get("load_balancers") or ()),
-            }
-        )
-        for d in data["deployments"]
-    )
-    data["events"] = tuple(ServiceEvent(**e) for e in data["events"])
-    data["load_balancers"] = tuple(data["load_balancers"])
-    data["counted_stops"] = tuple(data["counted_stops"])
-    data["running_seen"] = tuple(data["running_seen"])
-    return Service(**data)
-
-
 class Store:
     """The state of one miniecs instance, in `<state_dir>/miniecs.db`."""
 
     def __init__(self, path: Path | str) -> None:
-        if str(path) != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
-        self._listeners: list[Callable[[str], None]] = []
+        self.db = Database(path, _SCHEMA)
 
     def close(self) -> None:
-        self._db.close()
+        self.db.close()
 
     def on_change(self, listener: Callable[[str], None]) -> None:
         """Call `listener(kind)` after every write of that kind ('cluster', 'task', ...)."""
-        self._listeners.append(listener)
-
-    def _changed(self, kind: str) -> None:
-        for listener in self._listeners:
-            listener(kind)
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+        self.db.on_change(listener)
 
     # meta -----------------------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
-        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        row = self.db.one("SELECT value FROM meta WHERE key = ?", (key,))
         return None if row is None else str(row[0])
 
     def set_meta(self, key: str, value: str) -> None:
-        self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+        with self.db.transaction() as sql:
+            sql.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
     def instance_id(self) -> str:
         """A random id minted on first use; it labels every Docker object of this state dir."""
-        existing = self.get_meta("instance_id")
-        if existing:
-            return existing
-        new = uuid.uuid4().hex[:12]
-        self._db.execute("INSERT OR IGNORE INTO meta VALUES ('instance_id', ?)", (new,))
-        return self.get_meta("instance_id") or new
+        with self.db.transaction() as sql:
+            sql.execute(
+                "INSERT OR IGNORE INTO meta VALUES ('instance_id', ?)", (uuid.uuid4().hex[:12],)
+            )
+            return str(
+                sql.execute("SELECT value FROM meta WHERE key = 'instance_id'").fetchone()[0]
+            )
 
     # clusters -------------------------------------------------------------------------------
     def put_cluster(self, cluster: Cluster) -> None:
-        self._db.execute(
-            "INSERT OR REPLACE INTO clusters VALUES (?, ?)",
-            (cluster.name, json.dumps(_encode(cluster))),
-        )
-        self._changed("cluster")
+        with self.db.transaction() as sql:
+            sql.execute(
+                "INSERT OR REPLACE INTO clusters VALUES (?, ?)", (cluster.name, to_json(cluster))
+            )
+            self.db.changed("cluster")
 
     def get_cluster(self, name: str) -> Cluster | None:
-        row = self._db.execute("SELECT data FROM clusters WHERE name = ?", (name,)).fetchone()
-        return None if row is None else _cluster_from_json(row[0])
+        row = self.db.one("SELECT data FROM clusters WHERE name = ?", (name,))
+        return None if row is None else from_json(Cluster, row[0])
 
     def list_clusters(self) -> list[Cluster]:
-        rows = self._db.execute("SELECT data FROM clusters ORDER BY name").fetchall()
-        return [_cluster_from_json(r[0]) for r in rows]
+        return [
+            from_json(Cluster, r[0]) for r in self.db.all("SELECT data FROM clusters ORDER BY name")
+        ]
 
     # task definitions -----------------------------------------------------------------------
     def register_task_definition(
         self, family: str, build: Callable[[int], dict[str, Any]]
     ) -> TaskDefinition:
         """Store the next revision of `family`; `build(revision)` returns its document or raises."""
-        with self._tx() as db:
-            row = db.execute(
+        with self.db.transaction() as sql:
+            row = sql.execute(
                 "SELECT MAX(revision) FROM task_definitions WHERE family = ?", (family,)
             ).fetchone()
             revision = (row[0] or 0) + 1
             document = build(revision)
-            db.execute(
+            sql.execute(
                 "INSERT INTO task_definitions VALUES (?, ?, 'ACTIVE', ?)",
                 (family, revision, json.dumps(document)),
             )
-        self._changed("task_definition")
+            self.db.changed("task_definition")
         return TaskDefinition(family, revision, document)
 
     def get_task_definition(
@@ -202,17 +109,17 @@ class Store:
     ) -> TaskDefinition | None:
         """A revision, or the latest ACTIVE one when `revision` is None."""
         if revision is None:
-            row = self._db.execute(
+            row = self.db.one(
                 "SELECT revision, status, data FROM task_definitions WHERE family = ? "
                 "AND status = 'ACTIVE' ORDER BY revision DESC LIMIT 1",
                 (family,),
-            ).fetchone()
+            )
         else:
-            row = self._db.execute(
+            row = self.db.one(
                 "SELECT revision, status, data FROM task_definitions WHERE family = ? "
                 "AND revision = ?",
                 (family, revision),
-            ).fetchone()
+            )
         if row is None:
             return None
         return TaskDefinition(family, int(row[0]), json.loads(row[2]), status=str(row[1]))
@@ -232,14 +139,14 @@ class Store:
         query += f" ORDER BY family {order}, revision {order}"
         return [
             TaskDefinition(r[0], int(r[1]), json.loads(r[3]), status=str(r[2]))
-            for r in self._db.execute(query, args).fetchall()
+            for r in self.db.all(query, args)
         ]
 
     def list_families(self, prefix: str | None = None, status: str | None = None) -> list[str]:
-        rows = self._db.execute(
+        rows = self.db.all(
             "SELECT family, MAX(status = 'ACTIVE') FROM task_definitions GROUP BY family "
             "ORDER BY family"
-        ).fetchall()
+        )
         out = []
         for family, any_active in rows:
             if prefix and not str(family).startswith(prefix):
@@ -252,19 +159,28 @@ class Store:
         return out
 
     def set_task_definition_status(self, family: str, revision: int, status: str) -> None:
-        td = self.get_task_definition(family, revision)
-        if td is None:
-            return
-        document = {**td.document, "status": status}
-        self._db.execute(
-            "UPDATE task_definitions SET status = ?, data = ? WHERE family = ? AND revision = ?",
-            (status, json.dumps(document), family, revision),
-        )
-        self._changed("task_definition")
+        with self.db.transaction() as sql:
+            row = sql.execute(
+                "SELECT data FROM task_definitions WHERE family = ? AND revision = ?",
+                (family, revision),
+            ).fetchone()
+            if row is None:
+                return
+            document = {**json.loads(row[0]), "status": status}
+            sql.execute(
+                "UPDATE task_definitions SET status = ?, data = ? "
+                "WHERE family = ? AND revision = ?",
+                (status, json.dumps(document), family, revision),
+            )
+            self.db.changed("task_definition")
 
     # tasks ----------------------------------------------------------------------------------
     def put_task(self, task: Task) -> None:
-        self._db.execute(
+        with self.db.transaction() as sql:
+            self._put_task(sql, task)
+
+    def _put_task(self, sql: sqlite3.Connection, task: Task) -> None:
+        sql.execute(
             "INSERT OR REPLACE INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 task.task_id,
@@ -276,24 +192,29 @@ class Store:
                 task.desired_status.value,
                 task.created_at,
                 task.stopped_at,
-                task_to_json(task),
+                to_json(task),
             ),
         )
-        self._changed("task")
+        self.db.changed("task")
 
     def get_task(self, task_id: str) -> Task | None:
-        row = self._db.execute("SELECT data FROM tasks WHERE task_id = ?", (task_id,)).fetchone()
-        return None if row is None else task_from_json(row[0])
+        row = self.db.one("SELECT data FROM tasks WHERE task_id = ?", (task_id,))
+        return None if row is None else from_json(Task, row[0])
 
     def update_task(self, task_id: str, change: Callable[[Task], Task]) -> Task | None:
-        """Read the current record, apply `change`, write it back; None if the task is gone."""
-        current = self.get_task(task_id)
-        if current is None:
-            return None
-        updated = change(current)
-        if updated != current:
-            self.put_task(dataclasses.replace(updated, version=current.version + 1))
-        return self.get_task(task_id)
+        """Read the current record, apply `change`, write it back, in one transaction; None if
+        the task is gone."""
+        with self.db.transaction() as sql:
+            row = sql.execute("SELECT data FROM tasks WHERE task_id = ?", (task_id,)).fetchone()
+            if row is None:
+                return None
+            current = from_json(Task, row[0])
+            updated = change(current)
+            if updated == current:
+                return current
+            updated = dataclasses.replace(updated, version=current.version + 1)
+            self._put_task(sql, updated)
+            return updated
 
     def list_tasks(
         self,
@@ -319,41 +240,51 @@ class Store:
         if live_only:
             query += " AND last_status != 'STOPPED'"
         query += " ORDER BY created_at, task_id"
-        return [task_from_json(r[0]) for r in self._db.execute(query, args).fetchall()]
+        return [from_json(Task, r[0]) for r in self.db.all(query, args)]
 
     def delete_stopped_tasks(self, stopped_before: float) -> int:
-        cur = self._db.execute(
-            "DELETE FROM tasks WHERE last_status = 'STOPPED' AND stopped_at < ?",
-            (stopped_before,),
-        )
-        if cur.rowcount:
-            self._changed("task")
-        return cur.rowcount
+        with self.db.transaction() as sql:
+            cur = sql.execute(
+                "DELETE FROM tasks WHERE last_status = 'STOPPED' AND stopped_at < ?",
+                (stopped_before,),
+            )
+            if cur.rowcount:
+                self.db.changed("task")
+            return cur.rowcount
 
     # services -------------------------------------------------------------------------------
     def put_service(self, service: Service) -> None:
-        self._db.execute(
+        with self.db.transaction() as sql:
+            self._put_service(sql, service)
+
+    def _put_service(self, sql: sqlite3.Connection, service: Service) -> None:
+        sql.execute(
             "INSERT OR REPLACE INTO services VALUES (?, ?, ?, ?)",
-            (service.cluster, service.name, service.status, service_to_json(service)),
+            (service.cluster, service.name, service.status, to_json(service)),
         )
-        self._changed("service")
+        self.db.changed("service")
 
     def get_service(self, cluster: str, name: str) -> Service | None:
-        row = self._db.execute(
+        row = self.db.one(
             "SELECT data FROM services WHERE cluster = ? AND name = ?", (cluster, name)
-        ).fetchone()
-        return None if row is None else service_from_json(row[0])
+        )
+        return None if row is None else from_json(Service, row[0])
 
     def update_service(
         self, cluster: str, name: str, change: Callable[[Service], Service]
     ) -> Service | None:
-        current = self.get_service(cluster, name)
-        if current is None:
-            return None
-        updated = change(current)
-        if updated != current:
-            self.put_service(updated)
-        return updated
+        """Read, apply `change`, write back, in one transaction; None if the service is gone."""
+        with self.db.transaction() as sql:
+            row = sql.execute(
+                "SELECT data FROM services WHERE cluster = ? AND name = ?", (cluster, name)
+            ).fetchone()
+            if row is None:
+                return None
+            current = from_json(Service, row[0])
+            updated = change(current)
+            if updated != current:
+                self._put_service(sql, updated)
+            return updated
 
     def list_services(self, cluster: str | None = None, status: str | None = None) -> list[Service]:
         query = "SELECT data FROM services WHERE 1=1"
@@ -365,26 +296,25 @@ class Store:
             query += " AND status = ?"
             args.append(status)
         query += " ORDER BY cluster, name"
-        return [service_from_json(r[0]) for r in self._db.execute(query, args).fetchall()]
+        return [from_json(Service, r[0]) for r in self.db.all(query, args)]
 
     def delete_service(self, cluster: str, name: str) -> None:
-        self._db.execute("DELETE FROM services WHERE cluster = ? AND name = ?", (cluster, name))
-        self._changed("service")
+        with self.db.transaction() as sql:
+            sql.execute("DELETE FROM services WHERE cluster = ? AND name = ?", (cluster, name))
+            self.db.changed("service")
 
     # tags -----------------------------------------------------------------------------------
     def tag(self, arn: str, tags: dict[str, str]) -> None:
-        with self._tx() as db:
-            db.executemany(
+        with self.db.transaction() as sql:
+            sql.executemany(
                 "INSERT OR REPLACE INTO tags VALUES (?, ?, ?)",
                 [(arn, k, v) for k, v in tags.items()],
             )
 
     def untag(self, arn: str, keys: list[str]) -> None:
-        with self._tx() as db:
-            db.executemany("DELETE FROM tags WHERE arn = ? AND key = ?", [(arn, k) for k in keys])
+        with self.db.transaction() as sql:
+            sql.executemany("DELETE FROM tags WHERE arn = ? AND key = ?", [(arn, k) for k in keys])
 
     def tags(self, arn: str) -> dict[str, str]:
-        rows = self._db.execute(
-            "SELECT key, value FROM tags WHERE arn = ? ORDER BY key", (arn,)
-        ).fetchall()
+        rows = self.db.all("SELECT key, value FROM tags WHERE arn = ? ORDER BY key", (arn,))
         return {str(k): str(v) for k, v in rows}

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from miniecs.database import Database
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS elb_resources (
@@ -62,56 +62,27 @@ class TargetRecord:
 
 
 class AlbStore:
-    """Thread-safe; `path=None` keeps everything in memory."""
+    """`path=None` keeps everything in memory."""
 
     def __init__(self, path: Path | str | None = None) -> None:
-        if path is not None:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(
-            ":memory:" if path is None else str(path), check_same_thread=False
-        )
-        self._lock = threading.RLock()
-        self._depth = 0
-        self._writes = 0
-        with self._lock, self._db:
-            if path is not None:
-                self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.executescript(_SCHEMA)
+        self.db = Database(path, _SCHEMA)
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self.db.close()
 
     @property
     def writes(self) -> int:
-        """Changes whenever a write starts and again when it commits or rolls back, so a view
-        built from reads tagged with the count it saw before reading is stale once it differs."""
-        return self._writes
+        """See `Database.writes`: the controller's cached view is stale once this differs."""
+        return self.db.writes
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
         """Writes that commit together (or not at all); nested calls join the outer one."""
-        with self._lock:
-            if self._depth:
-                self._depth += 1
-                try:
-                    yield self._db
-                finally:
-                    self._depth -= 1
-                return
-            self._depth = 1
-            self._writes += 1
-            try:
-                with self._db:
-                    yield self._db
-            finally:
-                self._depth = 0
-                self._writes += 1
+        return self.db.transaction()
 
     # resources ---------------------------------------------------------------------------------
     def put(self, resource: Resource) -> None:
-        with self.transaction() as db:
-            db.execute(
+        with self.db.transaction() as sql:
+            sql.execute(
                 "INSERT OR REPLACE INTO elb_resources VALUES (?,?,?,?,?,?,?)",
                 (
                     resource.arn,
@@ -125,13 +96,12 @@ class AlbStore:
             )
 
     def put_many(self, resources: list[Resource]) -> None:
-        with self.transaction():
+        with self.db.transaction():
             for resource in resources:
                 self.put(resource)
 
     def get(self, arn: str, kind: str | None = None) -> Resource | None:
-        with self._lock:
-            row = self._db.execute("SELECT * FROM elb_resources WHERE arn = ?", (arn,)).fetchone()
+        row = self.db.one("SELECT * FROM elb_resources WHERE arn = ?", (arn,))
         resource = _resource(row) if row else None
         if resource is not None and kind is not None and resource.kind != kind:
             return None
@@ -143,23 +113,18 @@ class AlbStore:
         if parent is not None:
             query += " AND parent = ?"
             args = (kind, parent)
-        with self._lock:
-            rows = self._db.execute(query + " ORDER BY created, arn", args).fetchall()
-        return [_resource(r) for r in rows]
+        return [_resource(r) for r in self.db.all(query + " ORDER BY created, arn", args)]
 
     def by_name(self, kind: str, name: str) -> Resource | None:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT * FROM elb_resources WHERE kind = ? AND name = ?", (kind, name)
-            ).fetchone()
+        row = self.db.one("SELECT * FROM elb_resources WHERE kind = ? AND name = ?", (kind, name))
         return _resource(row) if row else None
 
     def delete(self, *arns: str) -> None:
-        with self.transaction() as db:
+        with self.db.transaction() as sql:
             for arn in arns:
-                db.execute("DELETE FROM elb_resources WHERE arn = ?", (arn,))
-                db.execute("DELETE FROM elb_tags WHERE arn = ?", (arn,))
-                db.execute("DELETE FROM elb_targets WHERE tg_arn = ?", (arn,))
+                sql.execute("DELETE FROM elb_resources WHERE arn = ?", (arn,))
+                sql.execute("DELETE FROM elb_tags WHERE arn = ?", (arn,))
+                sql.execute("DELETE FROM elb_targets WHERE tg_arn = ?", (arn,))
 
     # targets -----------------------------------------------------------------------------------
     def targets(self, tg_arn: str | None = None) -> list[TargetRecord]:
@@ -168,47 +133,44 @@ class AlbStore:
         if tg_arn is not None:
             query += " WHERE tg_arn = ?"
             args = (tg_arn,)
-        with self._lock:
-            rows = self._db.execute(query + " ORDER BY registered_at, ip, port", args).fetchall()
+        rows = self.db.all(query + " ORDER BY registered_at, ip, port", args)
         return [TargetRecord(*r) for r in rows]
 
     def target(self, tg_arn: str, ip: str, port: int) -> TargetRecord | None:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT * FROM elb_targets WHERE tg_arn = ? AND ip = ? AND port = ?",
-                (tg_arn, ip, port),
-            ).fetchone()
+        row = self.db.one(
+            "SELECT * FROM elb_targets WHERE tg_arn = ? AND ip = ? AND port = ?",
+            (tg_arn, ip, port),
+        )
         return TargetRecord(*row) if row else None
 
     def put_targets(self, records: list[TargetRecord]) -> None:
-        with self.transaction() as db:
-            db.executemany(
+        with self.db.transaction() as sql:
+            sql.executemany(
                 "INSERT OR REPLACE INTO elb_targets VALUES (?,?,?,?,?)",
                 [(r.tg_arn, r.ip, r.port, r.registered_at, r.draining_since) for r in records],
             )
 
     def remove_targets(self, keys: list[tuple[str, str, int]]) -> None:
-        with self.transaction() as db:
-            db.executemany("DELETE FROM elb_targets WHERE tg_arn = ? AND ip = ? AND port = ?", keys)
+        with self.db.transaction() as sql:
+            sql.executemany(
+                "DELETE FROM elb_targets WHERE tg_arn = ? AND ip = ? AND port = ?", keys
+            )
 
     # tags --------------------------------------------------------------------------------------
     def tags(self, arn: str) -> dict[str, str]:
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT key, value FROM elb_tags WHERE arn = ? ORDER BY key", (arn,)
-            ).fetchall()
+        rows = self.db.all("SELECT key, value FROM elb_tags WHERE arn = ? ORDER BY key", (arn,))
         return {k: v for k, v in rows}
 
     def set_tags(self, arn: str, tags: dict[str, str]) -> None:
-        with self.transaction() as db:
-            db.executemany(
+        with self.db.transaction() as sql:
+            sql.executemany(
                 "INSERT OR REPLACE INTO elb_tags VALUES (?,?,?)",
                 [(arn, k, v) for k, v in tags.items()],
             )
 
     def remove_tags(self, arn: str, keys: list[str]) -> None:
-        with self.transaction() as db:
-            db.executemany(
+        with self.db.transaction() as sql:
+            sql.executemany(
                 "DELETE FROM elb_tags WHERE arn = ? AND key = ?", [(arn, k) for k in keys]
             )
 

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from miniecs.database import Database
 
 Dimensions = tuple[tuple[str, str], ...]
 """Dimension (name, value) pairs, sorted by name: the canonical form used as a key."""
@@ -82,46 +83,27 @@ class Datapoint:
     unit: str
 
 
-def merge_all(stats: Sequence[Stats]) -> Stats | None:
-    if not stats:
-        return None
-    out = stats[0]
-    for s in stats[1:]:
-        out = out.merge(s)
-    return out
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS buckets (
+    namespace TEXT NOT NULL, name TEXT NOT NULL, dims TEXT NOT NULL,
+    ts REAL NOT NULL, resolution INTEGER NOT NULL, unit TEXT NOT NULL,
+    n REAL NOT NULL, total REAL NOT NULL, lo REAL NOT NULL, hi REAL NOT NULL,
+    PRIMARY KEY (namespace, name, dims, ts));
+CREATE TABLE IF NOT EXISTS series (
+    namespace TEXT NOT NULL, name TEXT NOT NULL, dims TEXT NOT NULL,
+    last REAL NOT NULL, PRIMARY KEY (namespace, name, dims));
+CREATE TABLE IF NOT EXISTS periods (writer TEXT NOT NULL PRIMARY KEY, start REAL NOT NULL);
+"""
 
 
 class MetricStore:
-    """Thread-safe; `path=None` keeps everything in memory."""
+    """`path=None` keeps everything in memory."""
 
     def __init__(self, path: Path | str | None = None) -> None:
-        self._db = sqlite3.connect(
-            ":memory:" if path is None else str(path), check_same_thread=False
-        )
-        self._lock = threading.Lock()
-        with self._lock, self._db:
-            if path is not None:
-                self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(
-                """CREATE TABLE IF NOT EXISTS buckets (
-                    namespace TEXT NOT NULL, name TEXT NOT NULL, dims TEXT NOT NULL,
-                    ts REAL NOT NULL, resolution INTEGER NOT NULL, unit TEXT NOT NULL,
-                    n REAL NOT NULL, total REAL NOT NULL, lo REAL NOT NULL, hi REAL NOT NULL,
-                    PRIMARY KEY (namespace, name, dims, ts))"""
-            )
-            self._db.execute(
-                """CREATE TABLE IF NOT EXISTS series (
-                    namespace TEXT NOT NULL, name TEXT NOT NULL, dims TEXT NOT NULL,
-                    last REAL NOT NULL, PRIMARY KEY (namespace, name, dims))"""
-            )
-            self._db.execute(
-                """CREATE TABLE IF NOT EXISTS periods (
-                    writer TEXT NOT NULL PRIMARY KEY, start REAL NOT NULL)"""
-            )
+        self.db = Database(path, _SCHEMA)
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self.db.close()
 
     def put(
         self,
@@ -136,8 +118,8 @@ class MetricStore:
     def put_many(self, points: Iterable[tuple[MetricId, float, float | Stats, str, int]]) -> None:
         """Merge each (metric, timestamp, value or stats, unit, resolution) into its bucket."""
         rows, series = self._rows(points)
-        with self._lock, self._db:
-            self._write_locked(rows, series)
+        with self.db.transaction() as sql:
+            self._write(sql, rows, series)
 
     def put_period(
         self,
@@ -150,14 +132,12 @@ class MetricStore:
         clock can reopen a period already written) nothing is written and it returns False.
         The points and the writer's last period are committed together."""
         rows, series = self._rows(points)
-        with self._lock, self._db:
-            row = self._db.execute(
-                "SELECT start FROM periods WHERE writer = ?", (writer,)
-            ).fetchone()
+        with self.db.transaction() as sql:
+            row = sql.execute("SELECT start FROM periods WHERE writer = ?", (writer,)).fetchone()
             if row is not None and row[0] >= start:
                 return False
-            self._write_locked(rows, series)
-            self._db.execute(
+            self._write(sql, rows, series)
+            sql.execute(
                 """INSERT INTO periods VALUES (?, ?)
                    ON CONFLICT (writer) DO UPDATE SET start = excluded.start""",
                 (writer, start),
@@ -192,17 +172,18 @@ class MetricStore:
             series.append((metric.namespace, metric.name, dims, timestamp))
         return rows, series
 
-    def _write_locked(
-        self, rows: list[tuple[object, ...]], series: list[tuple[object, ...]]
+    @staticmethod
+    def _write(
+        sql: sqlite3.Connection, rows: list[tuple[object, ...]], series: list[tuple[object, ...]]
     ) -> None:
-        self._db.executemany(
+        sql.executemany(
             """INSERT INTO buckets VALUES (?,?,?,?,?,?,?,?,?,?)
                ON CONFLICT (namespace, name, dims, ts) DO UPDATE SET
                n = n + excluded.n, total = total + excluded.total,
                lo = min(lo, excluded.lo), hi = max(hi, excluded.hi)""",
             rows,
         )
-        self._db.executemany(
+        sql.executemany(
             """INSERT INTO series VALUES (?,?,?,?) ON CONFLICT (namespace, name, dims)
                DO UPDATE SET last = max(last, excluded.last)""",
             series,
@@ -228,8 +209,7 @@ class MetricStore:
         if since is not None:
             sql += " AND last >= ?"
             args.append(since)
-        with self._lock:
-            rows = self._db.execute(sql + " ORDER BY namespace, name, dims", args).fetchall()
+        rows = self.db.all(sql + " ORDER BY namespace, name, dims", args)
         out = []
         for ns, metric_name, dims_text in rows:
             dims = tuple((k, v) for k, v in json.loads(dims_text))
@@ -243,13 +223,12 @@ class MetricStore:
     ) -> list[Datapoint]:
         """Datapoints for each period in [start, end) that has data, oldest first. Periods are
         aligned to multiples of `period` from the epoch, as CloudWatch aligns them."""
-        with self._lock:
-            rows = self._db.execute(
-                """SELECT ts, unit, n, total, lo, hi FROM buckets
-                   WHERE namespace = ? AND name = ? AND dims = ? AND ts >= ? AND ts < ?
-                   ORDER BY ts""",
-                (metric.namespace, metric.name, json.dumps(metric.dimensions), start, end),
-            ).fetchall()
+        rows = self.db.all(
+            """SELECT ts, unit, n, total, lo, hi FROM buckets
+               WHERE namespace = ? AND name = ? AND dims = ? AND ts >= ? AND ts < ?
+               ORDER BY ts""",
+            (metric.namespace, metric.name, json.dumps(metric.dimensions), start, end),
+        )
         periods: dict[float, tuple[Stats, str]] = {}
         for ts, unit, n, total, lo, hi in rows:
             key = float(int(ts // period) * period)
@@ -261,7 +240,7 @@ class MetricStore:
         return [Datapoint(ts, s, u) for ts, (s, u) in sorted(periods.items())]
 
     def prune(self, now: float, retention: float = RETENTION_SECONDS) -> int:
-        with self._lock, self._db:
-            cur = self._db.execute("DELETE FROM buckets WHERE ts < ?", (now - retention,))
-            self._db.execute("DELETE FROM series WHERE last < ?", (now - retention,))
+        with self.db.transaction() as sql:
+            cur = sql.execute("DELETE FROM buckets WHERE ts < ?", (now - retention,))
+            sql.execute("DELETE FROM series WHERE last < ?", (now - retention,))
             return cur.rowcount

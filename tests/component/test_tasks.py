@@ -172,7 +172,8 @@ async def test_restart_adopts_containers_without_creating_or_deleting(harness: H
 async def test_orphan_containers_are_removed(harness: Harness) -> None:
     (task_id,) = run(harness)
     await harness.settle()
-    harness.store._db.execute("DELETE FROM tasks")
+    with harness.store.db.transaction() as sql:
+        sql.execute("DELETE FROM tasks")
     await harness.settle()
     assert harness.runtime.names_of_task(task_id) == []
 
