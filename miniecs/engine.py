@@ -44,6 +44,7 @@ from miniecs.runtime.docker import DockerRuntime
 from miniecs.scheduler.loop import ServiceScheduler
 from miniecs.scheduler.targets import holds
 from miniecs.store import Store
+from miniecs.supervise import supervise
 from miniecs.tasks.controller import TaskController
 
 log = logging.getLogger(__name__)
@@ -263,26 +264,29 @@ class Engine:
             )
         # The loops start only once the endpoint is bound: a second server that cannot bind
         # never acts on the containers.
-        loops = [
-            asyncio.create_task(self.controller.run(), name="task-controller"),
-            asyncio.create_task(self.scheduler.run(), name="service-scheduler"),
-            asyncio.create_task(self.alb.run(), name="alb-controller"),
-            asyncio.create_task(self.sampler.run(), name="metrics-sampler"),
-            asyncio.create_task(self.autoscaler.run(), name="autoscaler"),
-            asyncio.create_task(self._persist_clock(), name="clock"),
-        ]
-        self.port = server.servers[0].sockets[0].getsockname()[1]
-        self.ready.set()
-        log.info("miniecs listening on http://%s:%s", self.settings.server.host, self.port)
-        await self._stop.wait()
-        log.info("shutting down: closing the endpoint")
-        server.should_exit = True
-        await serving
-        log.info("shutting down: finishing in-flight task actions")
-        await self.controller.drain()
-        for loop_task in loops:
-            loop_task.cancel()
-        await asyncio.gather(*loops, return_exceptions=True)
+        async with asyncio.TaskGroup() as group:
+            loops = [
+                group.create_task(supervise(name, loop), name=name)
+                for name, loop in (
+                    ("task-controller", self.controller.run),
+                    ("service-scheduler", self.scheduler.run),
+                    ("alb-controller", self.alb.run),
+                    ("metrics-sampler", self.sampler.run),
+                    ("autoscaler", self.autoscaler.run),
+                    ("clock", self._persist_clock),
+                )
+            ]
+            self.port = server.servers[0].sockets[0].getsockname()[1]
+            self.ready.set()
+            log.info("miniecs listening on http://%s:%s", self.settings.server.host, self.port)
+            await self._stop.wait()
+            log.info("shutting down: closing the endpoint")
+            server.should_exit = True
+            await serving
+            log.info("shutting down: finishing in-flight task actions")
+            await self.controller.drain()
+            for loop_task in loops:
+                loop_task.cancel()
         self.store.set_meta("clock", repr(self.clock.now() if self.clock else 0))
         self._close()
         log.info("stopped")

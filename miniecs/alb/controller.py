@@ -37,6 +37,7 @@ from miniecs.runtime.base import (
     ProxySpec,
     Runtime,
 )
+from miniecs.supervise import Guard
 
 from . import metrics as alb_metrics
 from .config import attributes, build_config, forwarded_target_groups, health_check
@@ -347,18 +348,11 @@ class AlbController:
         self._wake.set()
 
     async def run(self) -> None:
+        guard = Guard("ALB controller", expected=(RuntimeUnavailable,))
         while True:
             self._wake.clear()
-            await self.run_once_safely()
-            await wait_event(self._wake, self.settings.interval)
-
-    async def run_once_safely(self) -> None:
-        try:
-            await self.once()
-        except RuntimeUnavailable as exc:
-            log.warning("ALB controller: %s", exc)
-        except Exception:
-            log.exception("ALB controller pass failed")
+            await guard.run(self.once)
+            await wait_event(self._wake, guard.pause(self.settings.interval))
 
     def docker_name(self, lb: Resource) -> str:
         lb_id = lb.arn.rsplit("/", 1)[1]

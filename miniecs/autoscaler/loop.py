@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import threading
 import uuid
 from collections import deque
 from collections.abc import Callable
@@ -41,6 +40,7 @@ from miniecs.metrics.store import MetricStore
 from miniecs.model import DeploymentStatus, RolloutState, Service, TaskStatus
 from miniecs.scheduler.plan import add_event
 from miniecs.store import Store
+from miniecs.supervise import Guard
 
 log = logging.getLogger(__name__)
 
@@ -105,20 +105,14 @@ class AutoScaler:
         self.history: dict[str, deque[dict[str, Any]]] = {}
         self._evaluations: dict[str, AlarmEvaluation] = {}
         self._resumed = False
-        self._resume_lock = threading.Lock()
 
     async def run(self) -> None:
-        try:
-            self._resume()
-        except Exception:
-            log.exception("finishing interrupted scaling activities failed")
+        guard = Guard("autoscaler")
+        await guard.run(self._resume)
         while True:
             settled = self.clock.now() - self.settle
             await self.clock.sleep((math.floor(settled / self.tick) + 1) * self.tick - settled)
-            try:
-                self.once()
-            except Exception:
-                log.exception("autoscaler pass failed")
+            await guard.run(self.once)
 
     def once(self) -> dict[str, Decision]:
         """One pass at the current time: alarms, scheduled actions, decisions. The first
@@ -301,10 +295,9 @@ class AutoScaler:
         )
 
     def _resume(self) -> None:
-        with self._resume_lock:
-            if not self._resumed:
-                self._resumed = True
-                self.finish_interrupted()
+        if not self._resumed:
+            self._resumed = True
+            self.finish_interrupted()
 
     def finish_interrupted(self) -> None:
         """Complete the activities a crash left InProgress, each at most once: if the service

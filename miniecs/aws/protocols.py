@@ -190,9 +190,6 @@ class JsonService:
         self.handlers = handlers
         self.strict = strict
 
-    def operations(self) -> list[str]:
-        return [op for op in self.model.operation_names if hasattr(self.handlers, _snake(op))]
-
     def _respond(self, status: int, payload: dict[str, Any]) -> WireResponse:
         return WireResponse(
             status,

@@ -183,9 +183,6 @@ class QueryService:
             if "error" in s.metadata
         }
 
-    def operations(self) -> list[str]:
-        return [op for op in self.model.operation_names if hasattr(self.handlers, _snake(op))]
-
     def _respond(self, status: int, body: str, request_id: str) -> WireResponse:
         return WireResponse(
             status,

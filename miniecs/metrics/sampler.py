@@ -18,12 +18,13 @@ from collections.abc import Sequence
 from miniecs.clock import Clock
 from miniecs.config import MetricsSettings
 from miniecs.errors import RuntimeUnavailable
-from miniecs.metrics import math as usage_math
+from miniecs.metrics import readings as usage_math
 from miniecs.metrics.publish import Publisher
 from miniecs.metrics.usage import ContainerUsage, TaskUsage
 from miniecs.model import ContainerRecord, Task, TaskStatus
 from miniecs.runtime.base import RawUsage, Runtime
 from miniecs.store import Store
+from miniecs.supervise import Guard
 from miniecs.taskdef import parse_cpu, parse_memory
 
 log = logging.getLogger(__name__)
@@ -73,8 +74,6 @@ class Sampler:
         self.publisher = publisher
         self._history: dict[str, deque[RawUsage]] = {}
         self._latest: list[TaskUsage] = []
-        self.last_round_at: float | None = None
-        """Control-plane time of the last completed round."""
 
     def latest(self) -> list[TaskUsage]:
         """The latest usage of every RUNNING task that has two readings, oldest task first."""
@@ -92,14 +91,10 @@ class Sampler:
         return min(self.settings.sample_interval, period_real / 2)
 
     async def run(self) -> None:
+        guard = Guard("metrics sampler", expected=(RuntimeUnavailable,))
         while True:
-            try:
-                await self.once()
-            except RuntimeUnavailable as exc:
-                log.debug("sampling skipped: %s", exc)
-            except Exception:
-                log.exception("sampling round failed")
-            await self.clock.sleep(self.interval * self.clock.speed)
+            await guard.run(self.once)
+            await self.clock.sleep(guard.pause(self.interval) * self.clock.speed)
 
     async def once(self) -> list[TaskUsage]:
         tasks = [
@@ -123,7 +118,6 @@ class Sampler:
         for gone in set(self._history) - set(ids):
             del self._history[gone]
         self._latest = [u for t in tasks if (u := self._task_usage(t, now)) is not None]
-        self.last_round_at = now
         if self.publisher is not None:
             self.publisher.add(self._latest, now)
         return self._latest

@@ -139,7 +139,7 @@ class ExitDetails:
 @dataclass(frozen=True, slots=True)
 class RawUsage:
     """One reading of a container's cumulative counters, as the engine (or its cgroup) gives
-    them; `miniecs.metrics.math` turns two readings into CPU units and rates."""
+    them; `miniecs.metrics.readings` turns two readings into CPU units and rates."""
 
     read_ns: int
     """When the counters were read: a monotonic nanosecond clock of the source."""

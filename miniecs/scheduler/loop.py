@@ -15,9 +15,10 @@ from functools import partial
 
 from miniecs.clock import Clock, wait_event
 from miniecs.model import Service, Task, TaskDefinition, TaskStatus
-from miniecs.scheduler.plan import ServicePlan, StopOrder, add_event, plan_service
+from miniecs.scheduler.plan import StopOrder, add_event, plan_service
 from miniecs.scheduler.targets import LoadBalancing, TargetSync, sync_targets
 from miniecs.store import Store
+from miniecs.supervise import Guard
 from miniecs.tasks.plan import request_stop
 from miniecs.tasks.records import new_task
 
@@ -68,17 +69,14 @@ class ServiceScheduler:
         self.engine_available = engine_available
         self.interval = interval
         self._wake = asyncio.Event()
-        self.last_plans: dict[tuple[str, str], ServicePlan] = {}
+        self.guard = Guard("service scheduler")
         store.on_change(lambda kind: self._wake.set() if kind in ("service", "task") else None)
 
     async def run(self) -> None:
         while True:
             self._wake.clear()
-            try:
-                self.once()
-            except Exception:
-                log.exception("service scheduler pass failed")
-            await wait_event(self._wake, self.interval)
+            await self.guard.run(self.once)
+            await wait_event(self._wake, self.guard.pause(self.interval))
 
     def once(self) -> None:
         if not self.engine_available():
@@ -106,7 +104,6 @@ class ServiceScheduler:
             sync.states if self.load_balancing is not None else None,
             sync.failing,
         )
-        self.last_plans[(service.cluster, service.name)] = plan
         updated = _target_events(plan.service, sync, now)
         stopped = []
         for order in plan.stop:

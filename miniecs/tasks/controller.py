@@ -26,6 +26,7 @@ from miniecs.runtime.base import (
     Runtime,
 )
 from miniecs.store import Store
+from miniecs.supervise import Guard
 from miniecs.taskdef import check_refused
 from miniecs.tasks.plan import Action, ActionKind, plan_task, request_stop
 from miniecs.tasks.specs import (
@@ -64,32 +65,26 @@ class TaskController:
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
         self.engine_available = True
-        self.passes = 0
+        self.guard = Guard(
+            "task controller (container engine unavailable, decisions frozen)",
+            expected=(RuntimeUnavailable,),
+        )
         store.on_change(lambda kind: self._wake.set() if kind == "task" else None)
-
-    def wake(self) -> None:
-        self._wake.set()
 
     async def run(self) -> None:
         """Pass after pass until cancelled; a failing pass is logged and retried."""
         while True:
             self._wake.clear()
-            await self.run_once_safely()
-            await wait_event(self._wake, self.settings.reconcile_interval)
-
-    async def run_once_safely(self) -> None:
-        """One pass; an unreachable engine freezes decisions, other failures are logged."""
-        try:
-            await self.once()
-        except RuntimeUnavailable as exc:
-            if self.engine_available:
-                log.warning("container engine unavailable, decisions frozen: %s", exc)
-            self.engine_available = False
-        except Exception:
-            log.exception("task controller pass failed")
+            await self.guard.run(self.once)
+            await wait_event(self._wake, self.guard.pause(self.settings.reconcile_interval))
 
     async def once(self) -> None:
-        observed = await self.runtime.list_containers()
+        """One pass; an unreachable engine freezes decisions (`engine_available`)."""
+        try:
+            observed = await self.runtime.list_containers()
+        except RuntimeUnavailable:
+            self.engine_available = False
+            raise
         if not self.engine_available:
             log.info("container engine available again")
         self.engine_available = True
@@ -110,7 +105,6 @@ class TaskController:
             if record is None or record.last_status is TaskStatus.STOPPED:
                 self._spawn(task_id, self._remove_strays(list(containers.values())))
         self.store.delete_stopped_tasks(now - self.settings.stopped_task_retention)
-        self.passes += 1
 
     def _plan_and_act(
         self, task_id: str, observed: dict[str, ContainerObservation], now: float

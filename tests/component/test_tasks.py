@@ -148,7 +148,7 @@ async def test_engine_down_freezes_decisions(harness: Harness) -> None:
     (task_id,) = run(harness)
     await harness.settle()
     harness.runtime.available = False
-    await harness.controller.run_once_safely()
+    assert not await harness.controller.guard.run(harness.controller.once)
     task = harness.store.get_task(task_id)
     assert task is not None and task.last_status is TaskStatus.RUNNING
     assert not harness.controller.engine_available

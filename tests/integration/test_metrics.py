@@ -21,7 +21,7 @@ from miniecs.config import MetricsSettings, ServerSettings, Settings
 from miniecs.demo import TASK_DEFINITION
 from miniecs.engine import Engine, EngineThread
 from miniecs.images import BASE_IMAGE
-from miniecs.metrics import math as usage_math
+from miniecs.metrics import readings as usage_math
 from miniecs.metrics.publish import AWS_ECS, CONTAINER_INSIGHTS
 from miniecs.metrics.store import MetricId, dimensions
 from miniecs.runtime.usage import CgroupReader, StatsStreams, UsageReader

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from miniecs.metrics import math as m
+from miniecs.metrics import readings as m
 from miniecs.runtime.base import RawUsage
 
 NS = 1_000_000_000
