@@ -6,7 +6,10 @@ document a user registered (normalised), because ECS echoes it back field for fi
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+import random
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -202,15 +205,22 @@ class ServiceEvent:
 
 
 @dataclass(frozen=True, slots=True)
-class Service:
+class ServiceSpec:
+    """What was asked of a service: written by the ECS API (Create/Update/DeleteService) and
+    by Application Auto Scaling (the desired count), never by the scheduler."""
+
     name: str
     cluster: str
     region: str
     task_definition: str
     desired_count: int
     created_at: float
-    deployments: tuple[Deployment, ...]
+    deployment_id: str
+    """The deployment this spec asks for; a new id asks for a new deployment."""
+    deployment_at: float
+    """When that deployment was asked for (its createdAt)."""
     status: str = "ACTIVE"
+    """ACTIVE or DRAINING (DeleteService); INACTIVE is the scheduler's (`ServiceState`)."""
     minimum_healthy_percent: int = 100
     maximum_percent: int = 200
     circuit_breaker: bool = False
@@ -220,8 +230,13 @@ class Service:
     load_balancers: tuple[dict[str, Any], ...] = ()
     launch_type: str = "FARGATE"
     platform_version: str = "LATEST"
-    events: tuple[ServiceEvent, ...] = ()
-    """Newest first, at most 100, as DescribeServices returns them."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceState:
+    """What the service scheduler made of a spec: written by the scheduler only."""
+
+    deployments: tuple[Deployment, ...] = ()
     launch_failures: int = 0
     """Consecutive tasks that stopped before reaching RUNNING (the start throttle)."""
     next_launch_at: float = 0.0
@@ -233,6 +248,47 @@ class Service:
     steady_since: float | None = None
     steady_event_at: float | None = None
     blocked_event_at: float | None = None
+    inactive: bool = False
+    """A DRAINING service whose last task stopped: INACTIVE."""
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    """A service as read: its spec, its state and its events in one record (`service_view`).
+    Pure decisions take and return this view; the store persists only the writer's half of it
+    (`spec_of` for the API and the autoscaler, `state_of` for the scheduler) and appends new
+    events, so no writer can overwrite another's fields."""
+
+    name: str
+    cluster: str
+    region: str
+    task_definition: str
+    """The PRIMARY deployment's (a rollback changes it, as on ECS)."""
+    desired_count: int
+    created_at: float
+    deployments: tuple[Deployment, ...]
+    status: str = "ACTIVE"
+    minimum_healthy_percent: int = 100
+    maximum_percent: int = 200
+    circuit_breaker: bool = False
+    rollback: bool = False
+    health_check_grace_period: int = 0
+    network_configuration: dict[str, Any] | None = None
+    load_balancers: tuple[dict[str, Any], ...] = ()
+    """The PRIMARY deployment's."""
+    launch_type: str = "FARGATE"
+    platform_version: str = "LATEST"
+    events: tuple[ServiceEvent, ...] = ()
+    """Newest first, at most 100, as DescribeServices returns them."""
+    launch_failures: int = 0
+    next_launch_at: float = 0.0
+    counted_stops: tuple[str, ...] = ()
+    running_seen: tuple[str, ...] = ()
+    steady_since: float | None = None
+    steady_event_at: float | None = None
+    blocked_event_at: float | None = None
+    deployment_id: str = ""
+    deployment_at: float = 0.0
 
     @property
     def arn(self) -> str:
@@ -241,3 +297,100 @@ class Service:
     @property
     def primary(self) -> Deployment:
         return next(d for d in self.deployments if d.status is DeploymentStatus.PRIMARY)
+
+
+MAX_EVENTS = 100
+
+
+def add_event(service: Service, message: str, now: float) -> Service:
+    """The one way to add a service event; the store appends the events a write adds."""
+    event = ServiceEvent(id=str(uuid.uuid4()), created_at=now, message=message)
+    return dataclasses.replace(service, events=(event, *service.events)[:MAX_EVENTS])
+
+
+def new_deployment_id() -> str:
+    return f"ecs-svc/{random.randrange(10**18, 10**19)}"
+
+
+def new_deployment(
+    task_definition: str,
+    now: float,
+    circuit_breaker: bool,
+    rollback: bool,
+    load_balancers: tuple[dict[str, Any], ...] = (),
+    deployment_id: str | None = None,
+) -> Deployment:
+    return Deployment(
+        id=deployment_id or new_deployment_id(),
+        task_definition=task_definition,
+        created_at=now,
+        updated_at=now,
+        circuit_breaker=circuit_breaker,
+        rollback=rollback,
+        load_balancers=load_balancers,
+    )
+
+
+def adopt_deployment(spec: ServiceSpec, state: ServiceState) -> ServiceState:
+    """The state with the deployment the spec asks for as PRIMARY (the previous PRIMARY
+    demoted to ACTIVE, the start throttle reset), as ECS does on CreateService and on an
+    UpdateService that needs a new deployment. Readers see it at once; the scheduler's next
+    write records it."""
+    if any(d.id == spec.deployment_id for d in state.deployments):
+        return state
+    at = spec.deployment_at
+    deployment = new_deployment(
+        spec.task_definition,
+        at,
+        spec.circuit_breaker,
+        spec.rollback,
+        spec.load_balancers,
+        deployment_id=spec.deployment_id,
+    )
+    demoted = tuple(
+        dataclasses.replace(d, status=DeploymentStatus.ACTIVE, updated_at=at)
+        if d.status is DeploymentStatus.PRIMARY
+        else d
+        for d in state.deployments
+    )
+    return dataclasses.replace(
+        state,
+        deployments=(deployment, *demoted),
+        launch_failures=0,
+        next_launch_at=0.0,
+        blocked_event_at=None,
+    )
+
+
+_SPEC_FIELDS = tuple(f.name for f in dataclasses.fields(ServiceSpec))
+_STATE_FIELDS = tuple(f.name for f in dataclasses.fields(ServiceState) if f.name != "inactive")
+
+
+def service_view(
+    spec: ServiceSpec, state: ServiceState, events: tuple[ServiceEvent, ...] = ()
+) -> Service:
+    state = adopt_deployment(spec, state)
+    values = {name: getattr(spec, name) for name in _SPEC_FIELDS}
+    values.update({name: getattr(state, name) for name in _STATE_FIELDS})
+    primary = next(d for d in state.deployments if d.status is DeploymentStatus.PRIMARY)
+    values.update(
+        task_definition=primary.task_definition,
+        load_balancers=primary.load_balancers,
+        status="INACTIVE" if state.inactive else spec.status,
+        events=events,
+    )
+    return Service(**values)
+
+
+def spec_of(service: Service) -> ServiceSpec:
+    spec = ServiceSpec(**{name: getattr(service, name) for name in _SPEC_FIELDS})
+    if spec.status == "INACTIVE":
+        spec = dataclasses.replace(spec, status="DRAINING")
+    return spec
+
+
+def state_of(service: Service) -> ServiceState:
+    return ServiceState(
+        **{name: getattr(service, name) for name in _STATE_FIELDS},
+        inactive=service.status == "INACTIVE",
+    )

@@ -11,14 +11,39 @@ import dataclasses
 import json
 import sqlite3
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from miniecs.database import Database, from_json, to_json
-from miniecs.model import Cluster, Service, Task, TaskDefinition
+from miniecs.database import Database, decode, from_json, to_json
+from miniecs.model import (
+    MAX_EVENTS,
+    Cluster,
+    Service,
+    ServiceEvent,
+    ServiceSpec,
+    ServiceState,
+    Task,
+    TaskDefinition,
+    service_view,
+    spec_of,
+    state_of,
+)
 
-_SCHEMA = """
+_SERVICES = """
+CREATE TABLE IF NOT EXISTS services (
+    cluster TEXT NOT NULL, name TEXT NOT NULL, spec TEXT NOT NULL, state TEXT NOT NULL,
+    PRIMARY KEY (cluster, name));
+CREATE TABLE IF NOT EXISTS service_events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, cluster TEXT NOT NULL, name TEXT NOT NULL,
+    id TEXT NOT NULL, created_at REAL NOT NULL, message TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS events_by_service ON service_events (cluster, name, seq);
+"""
+"""A service is three records, one per writer: its spec (the ECS API, the autoscaler), its
+state (the service scheduler) and its events (appended by anyone, never rewritten)."""
+
+_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS clusters (name TEXT PRIMARY KEY, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS task_definitions (
@@ -29,19 +54,68 @@ CREATE TABLE IF NOT EXISTS tasks (
     started_by TEXT, last_status TEXT NOT NULL, desired_status TEXT NOT NULL,
     created_at REAL NOT NULL, stopped_at REAL, data TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS tasks_by_cluster ON tasks (cluster, desired_status);
-CREATE TABLE IF NOT EXISTS services (
-    cluster TEXT NOT NULL, name TEXT NOT NULL, status TEXT NOT NULL, data TEXT NOT NULL,
-    PRIMARY KEY (cluster, name));
 CREATE TABLE IF NOT EXISTS tags (
     arn TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (arn, key));
 """
+    + _SERVICES
+)
+
+
+def _split_services(sql: sqlite3.Connection) -> None:
+    """Version 1: a service's one record (spec, scheduler state and events together) becomes a
+    spec, a state and an event log, each with its own writer."""
+    sql.execute("ALTER TABLE services RENAME TO services_v0")
+    for statement in _SERVICES.split(";"):
+        if statement.strip():
+            sql.execute(statement)
+    for cluster, name, text in sql.execute(
+        "SELECT cluster, name, data FROM services_v0"
+    ).fetchall():
+        data = json.loads(text)
+        primary = next(d for d in data["deployments"] if d["status"] == "PRIMARY")
+        inactive = data["status"] == "INACTIVE"
+        spec = decode(
+            ServiceSpec,
+            {
+                **data,
+                "deployment_id": primary["id"],
+                "deployment_at": primary["created_at"],
+                "status": "DRAINING" if inactive else data["status"],
+            },
+        )
+        state = decode(ServiceState, {**data, "inactive": inactive})
+        sql.execute(
+            "INSERT INTO services VALUES (?, ?, ?, ?)",
+            (cluster, name, to_json(spec), to_json(state)),
+        )
+        _append_events(sql, cluster, name, decode(Service, data).events)
+    sql.execute("DROP TABLE services_v0")
+
+
+def _append_events(
+    sql: sqlite3.Connection, cluster: str, name: str, events: Sequence[ServiceEvent]
+) -> None:
+    """Append `events` (newest first, as a Service holds them), keeping the newest 100."""
+    sql.executemany(
+        "INSERT INTO service_events (cluster, name, id, created_at, message) VALUES (?,?,?,?,?)",
+        [(cluster, name, e.id, e.created_at, e.message) for e in reversed(events)],
+    )
+    sql.execute(
+        "DELETE FROM service_events WHERE cluster = ? AND name = ? AND seq NOT IN "
+        "(SELECT seq FROM service_events WHERE cluster = ? AND name = ? ORDER BY seq DESC "
+        "LIMIT ?)",
+        (cluster, name, cluster, name, MAX_EVENTS),
+    )
+
+
+MIGRATIONS = (_split_services,)
 
 
 class Store:
     """The state of one miniecs instance, in `<state_dir>/miniecs.db`."""
 
     def __init__(self, path: Path | str) -> None:
-        self.db = Database(path, _SCHEMA)
+        self.db = Database(path, _SCHEMA, MIGRATIONS)
 
     def close(self) -> None:
         self.db.close()
@@ -253,55 +327,88 @@ class Store:
             return cur.rowcount
 
     # services -------------------------------------------------------------------------------
-    def put_service(self, service: Service) -> None:
+    def create_service(self, spec: ServiceSpec) -> Service:
+        """A new service (replacing an INACTIVE namesake with its state and events)."""
         with self.db.transaction() as sql:
-            self._put_service(sql, service)
-
-    def _put_service(self, sql: sqlite3.Connection, service: Service) -> None:
-        sql.execute(
-            "INSERT OR REPLACE INTO services VALUES (?, ?, ?, ?)",
-            (service.cluster, service.name, service.status, to_json(service)),
-        )
-        self.db.changed("service")
+            sql.execute(
+                "DELETE FROM service_events WHERE cluster = ? AND name = ?",
+                (spec.cluster, spec.name),
+            )
+            sql.execute(
+                "INSERT OR REPLACE INTO services VALUES (?, ?, ?, ?)",
+                (spec.cluster, spec.name, to_json(spec), to_json(ServiceState())),
+            )
+            self.db.changed("service")
+            return service_view(spec, ServiceState())
 
     def get_service(self, cluster: str, name: str) -> Service | None:
         row = self.db.one(
-            "SELECT data FROM services WHERE cluster = ? AND name = ?", (cluster, name)
+            "SELECT spec, state FROM services WHERE cluster = ? AND name = ?", (cluster, name)
         )
-        return None if row is None else from_json(Service, row[0])
+        return None if row is None else self._view(row[0], row[1])
 
-    def update_service(
+    def update_service_spec(
         self, cluster: str, name: str, change: Callable[[Service], Service]
     ) -> Service | None:
-        """Read, apply `change`, write back, in one transaction; None if the service is gone."""
+        """Apply `change` to the service and write its spec and new events (the ECS API, the
+        autoscaler); what `change` does to the scheduler's state is not written. None if the
+        service is gone."""
+        return self._update(cluster, name, change, "spec")
+
+    def update_service_state(
+        self, cluster: str, name: str, change: Callable[[Service], Service]
+    ) -> Service | None:
+        """Apply `change` to the service and write its state and new events (the scheduler);
+        what `change` does to the spec is not written. None if the service is gone."""
+        return self._update(cluster, name, change, "state")
+
+    def _update(
+        self, cluster: str, name: str, change: Callable[[Service], Service], part: str
+    ) -> Service | None:
         with self.db.transaction() as sql:
             row = sql.execute(
-                "SELECT data FROM services WHERE cluster = ? AND name = ?", (cluster, name)
+                "SELECT spec, state FROM services WHERE cluster = ? AND name = ?", (cluster, name)
             ).fetchone()
             if row is None:
                 return None
-            current = from_json(Service, row[0])
+            spec_text, state_text = row
+            current = self._view(spec_text, state_text)
             updated = change(current)
-            if updated != current:
-                self._put_service(sql, updated)
-            return updated
+            known = {e.id for e in current.events}
+            added = [e for e in updated.events if e.id not in known]
+            _append_events(sql, cluster, name, added)
+            if part == "spec":
+                spec_text = to_json(spec_of(updated))
+            else:
+                state_text = to_json(state_of(updated))
+            if (spec_text, state_text) != tuple(row):
+                sql.execute(
+                    "UPDATE services SET spec = ?, state = ? WHERE cluster = ? AND name = ?",
+                    (spec_text, state_text, cluster, name),
+                )
+            if added or (spec_text, state_text) != tuple(row):
+                self.db.changed("service")
+            return self._view(spec_text, state_text)
 
     def list_services(self, cluster: str | None = None, status: str | None = None) -> list[Service]:
-        query = "SELECT data FROM services WHERE 1=1"
+        query = "SELECT spec, state FROM services"
         args: list[Any] = []
         if cluster is not None:
-            query += " AND cluster = ?"
+            query += " WHERE cluster = ?"
             args.append(cluster)
-        if status is not None:
-            query += " AND status = ?"
-            args.append(status)
         query += " ORDER BY cluster, name"
-        return [from_json(Service, r[0]) for r in self.db.all(query, args)]
+        views = [self._view(spec, state) for spec, state in self.db.all(query, args)]
+        return [v for v in views if status is None or v.status == status]
 
-    def delete_service(self, cluster: str, name: str) -> None:
-        with self.db.transaction() as sql:
-            sql.execute("DELETE FROM services WHERE cluster = ? AND name = ?", (cluster, name))
-            self.db.changed("service")
+    def _view(self, spec_text: str, state_text: str) -> Service:
+        spec = from_json(ServiceSpec, spec_text)
+        rows = self.db.all(
+            "SELECT id, created_at, message FROM service_events WHERE cluster = ? AND name = ? "
+            "ORDER BY seq DESC LIMIT ?",
+            (spec.cluster, spec.name, MAX_EVENTS),
+        )
+        events = tuple(ServiceEvent(str(i), float(at), str(m)) for i, at, m in rows)
+        return service_view(spec, from_json(ServiceState, state_text), events)
 
     # tags -----------------------------------------------------------------------------------
     def tag(self, arn: str, tags: dict[str, str]) -> None:

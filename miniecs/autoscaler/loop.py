@@ -2,7 +2,7 @@
 evaluates the alarms, runs due scheduled actions, decides for each scalable target and applies
 the decision by writing the service's desired count, the one field it owns.
 
-The write goes through `Store.update_service`, the call UpdateService uses, with a service
+The write goes through `Store.update_service_spec`, the call UpdateService uses, with a service
 event; the scaling activity is recorded in AWS's words, InProgress with its cooldown before the
 write and Successful after it, so a crash at any point never applies a decision twice. Every
 evaluation, acted on or not, is kept with its inputs in a bounded history so `miniecs why` can
@@ -37,8 +37,7 @@ from miniecs.autoscaler.schedule import ScheduleError, next_run
 from miniecs.autoscaler.store import ScalingStore
 from miniecs.clock import Clock
 from miniecs.metrics.store import MetricStore
-from miniecs.model import DeploymentStatus, RolloutState, Service, TaskStatus
-from miniecs.scheduler.plan import add_event
+from miniecs.model import DeploymentStatus, RolloutState, Service, TaskStatus, add_event
 from miniecs.store import Store
 from miniecs.supervise import Guard
 
@@ -139,12 +138,16 @@ class AutoScaler:
                 self.scaling.delete_target(target.resource_id)
                 self.forget(target.resource_id)
                 continue
-            target = self._scheduled_actions(target, now)
+            target, acted = self._scheduled_actions(target, now)
+            if acted:  # a scheduled action may have written the desired count
+                service = self.store.get_service(target.cluster, target.service)
             policies = self.scaling.list_policies(target.resource_id)
             inputs = [self._policy_input(p, alarms, settled) for p in policies]
-            if not any(a.alarm.name in evaluated for pi in inputs for a in pi.alarms):
+            if service is None or not any(
+                a.alarm.name in evaluated for pi in inputs for a in pi.alarms
+            ):
                 continue
-            decision = self.evaluate_target(target, tuple(inputs), now)
+            decision = self.evaluate_target(target, service, tuple(inputs), now)
             if decision is not None:
                 decisions[target.resource_id] = decision
         return decisions
@@ -171,11 +174,15 @@ class AutoScaler:
         return PolicyInput(policy, tuple(out))
 
     def evaluate_target(
-        self, target: ScalableTarget, inputs: tuple[PolicyInput, ...], now: float
+        self,
+        target: ScalableTarget,
+        service: Service,
+        inputs: tuple[PolicyInput, ...],
+        now: float,
     ) -> Decision | None:
-        """Decide for one target, apply the decision and record it for `why`."""
-        service = self.store.get_service(target.cluster, target.service)
-        if service is None or service.status != "ACTIVE":
+        """Decide for one target from one read of its service, apply the decision and record
+        it for `why`."""
+        if service.status != "ACTIVE":
             return None
         if any(
             pi.policy.policy_type is PolicyType.TARGET_TRACKING and len(pi.alarms) != 2
@@ -199,17 +206,16 @@ class AutoScaler:
         decision = decide(situation)
         applied = False
         if decision.capacity is not None and decision.capacity != service.desired_count:
-            applied = self.apply(target, decision, now)
+            applied = self.apply(target, service, decision, now)
         self._record(situation, decision, applied)
         return decision
 
-    def apply(self, target: ScalableTarget, decision: Decision, now: float) -> bool:
+    def apply(
+        self, target: ScalableTarget, service: Service, decision: Decision, now: float
+    ) -> bool:
         """Start the cooldown with the activity, then write the new desired count."""
         capacity = decision.capacity
         assert capacity is not None
-        service = self.store.get_service(target.cluster, target.service)
-        if service is None or service.status != "ACTIVE":
-            return False
         previous = service.desired_count
 
         def cooldown(current: ScalableTarget) -> ScalableTarget:
@@ -223,26 +229,26 @@ class AutoScaler:
                 )
             return dataclasses.replace(current, scale_in_until=now + decision.cooldown)
 
-        return self.set_desired(target, capacity, decision.cause, now, cooldown) is not None
+        return self.set_desired(target, service, capacity, decision.cause, now, cooldown)
 
     def set_desired(
         self,
         target: ScalableTarget,
+        service: Service,
         capacity: int,
         cause: str,
         now: float,
         cooldown: Callable[[ScalableTarget], ScalableTarget] | None = None,
-    ) -> int | None:
-        """Set the service's desired count as UpdateService does, as a scaling activity;
-        returns the previous desired count (None if the service is gone).
+    ) -> bool:
+        """Set the service's desired count (`service` as read for the decision) as
+        UpdateService does, as a scaling activity; False if the service is no longer active.
 
         The steps are ordered so that a crash between any two of them never applies a
         decision twice: (1) the InProgress activity and the cooldown, in one transaction;
         (2) the desired count with its service event, in one ECS write; (3) the activity's
         outcome. `finish_interrupted` completes an activity a crash left InProgress."""
-        service = self.store.get_service(target.cluster, target.service)
-        if service is None or service.status != "ACTIVE":
-            return None
+        if service.status != "ACTIVE":
+            return False
         activity = ScalingActivity(
             activity_id=str(uuid.uuid4()),
             resource_id=target.resource_id,
@@ -257,9 +263,9 @@ class AutoScaler:
         )
         self.scaling.start_activity(activity, cooldown)
         if not self._fulfil(activity, now):
-            return None
+            return False
         log.info("%s: desired count %s (%s)", target.resource_id, capacity, cause)
-        return service.desired_count
+        return True
 
     def _fulfil(self, activity: ScalingActivity, now: float) -> bool:
         """Write the activity's desired count to the service, then record the outcome."""
@@ -280,7 +286,7 @@ class AutoScaler:
                 now,
             )
 
-        self.store.update_service(cluster, name, change)
+        self.store.update_service_spec(cluster, name, change)
         if written:
             self._finish(activity, SUCCESSFUL, fulfilled_message(capacity), now)
         else:
@@ -334,11 +340,13 @@ class AutoScaler:
             return
         capacity = max(target.min_capacity, min(target.max_capacity, service.desired_count))
         if capacity != service.desired_count:
-            self.set_desired(target, capacity, cause, now)
+            self.set_desired(target, service, capacity, cause, now)
 
-    def _scheduled_actions(self, target: ScalableTarget, now: float) -> ScalableTarget:
+    def _scheduled_actions(self, target: ScalableTarget, now: float) -> tuple[ScalableTarget, bool]:
+        """Run the due scheduled actions; the target as updated, and whether any ran."""
         if target.scheduled_suspended:
-            return target
+            return target, False
+        acted = False
         for action in self.scaling.list_scheduled(target.resource_id):
             try:
                 when = next_run(action, action.last_run or action.created_at)
@@ -347,7 +355,8 @@ class AutoScaler:
             if when is None or when > now:
                 continue
             target = self._run_scheduled(target, action, now)
-        return target
+            acted = True
+        return target, acted
 
     def _run_scheduled(
         self, target: ScalableTarget, action: ScheduledAction, now: float

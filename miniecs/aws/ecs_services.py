@@ -14,9 +14,17 @@ from miniecs.errors import (
     ServiceNotActiveException,
     ServiceNotFoundException,
 )
-from miniecs.model import Cluster, DeploymentStatus, Service, Task, TaskDefinition, TaskStatus
+from miniecs.model import (
+    Cluster,
+    DeploymentStatus,
+    Service,
+    ServiceSpec,
+    Task,
+    TaskDefinition,
+    TaskStatus,
+    new_deployment_id,
+)
 from miniecs.model import arn as model_arn
-from miniecs.scheduler.plan import new_deployment
 from miniecs.store import Store
 
 from .protocols import paginate
@@ -148,17 +156,15 @@ class ServiceOperations:
         load_balancers = self._load_balancers(req, td)
         grace = int(req.get("healthCheckGracePeriodSeconds") or 0)
         now = self.clock.now()
-        deployment = new_deployment(
-            td.arn, now, cfg["circuit_breaker"], cfg["rollback"], load_balancers
-        )
-        service = Service(
+        spec = ServiceSpec(
             name=name,
             cluster=cluster.name,
             region=self.region,
             task_definition=td.arn,
             desired_count=desired,
             created_at=now,
-            deployments=(deployment,),
+            deployment_id=new_deployment_id(),
+            deployment_at=now,
             health_check_grace_period=grace,
             network_configuration=req.get("networkConfiguration"),
             load_balancers=load_balancers,
@@ -166,7 +172,7 @@ class ServiceOperations:
             platform_version=req.get("platformVersion") or "LATEST",
             **cfg,
         )
-        self.store.put_service(service)
+        service = self.store.create_service(spec)
         if req.get("tags"):
             self.store.tag(service.arn, {t["key"]: t.get("value", "") for t in req["tags"]})
         return {"service": self.service_shape(service)}
@@ -193,42 +199,22 @@ class ServiceOperations:
             td_arn = td.arn
         if req.get("loadBalancers") is not None:
             changes["load_balancers"] = self._load_balancers(req, self.task_definition(td_arn))
-        new = dataclasses.replace(service, **changes)
         # As on ECS, a new load balancer configuration rolls out as a new deployment: its
-        # tasks register in the new target groups, the old tasks leave the old ones.
-        lb_changed = new.load_balancers != service.load_balancers
+        # tasks register in the new target groups, the old tasks leave the old ones. The
+        # scheduler starts the deployment the spec asks for.
+        lb_changed = (
+            "load_balancers" in changes and changes["load_balancers"] != service.load_balancers
+        )
         if td_arn != service.task_definition or req.get("forceNewDeployment") or lb_changed:
-            now = self.clock.now()
-            deployment = new_deployment(
-                td_arn, now, new.circuit_breaker, new.rollback, new.load_balancers
-            )
-            demoted = tuple(
-                dataclasses.replace(d, status=DeploymentStatus.ACTIVE, updated_at=now)
-                if d.status is DeploymentStatus.PRIMARY
-                else d
-                for d in service.deployments
-            )
-            new = dataclasses.replace(
-                new,
+            changes.update(
                 task_definition=td_arn,
-                deployments=(deployment, *demoted),
-                launch_failures=0,
-                next_launch_at=0.0,
-                blocked_event_at=None,
+                deployment_id=new_deployment_id(),
+                deployment_at=self.clock.now(),
             )
-
-        def apply(current: Service) -> Service:
-            return dataclasses.replace(
-                new,
-                events=current.events,
-                counted_stops=current.counted_stops,
-                running_seen=current.running_seen,
-                steady_since=current.steady_since,
-                steady_event_at=current.steady_event_at,
-            )
-
-        written = self.store.update_service(cluster.name, service.name, apply)
-        return {"service": self.service_shape(written or new)}
+        written = self.store.update_service_spec(
+            cluster.name, service.name, lambda current: dataclasses.replace(current, **changes)
+        )
+        return {"service": self.service_shape(written or service)}
 
     def describe_services(self, req: dict[str, Any]) -> dict[str, Any]:
         cluster = self.cluster(req.get("cluster"))
@@ -260,7 +246,7 @@ class ServiceOperations:
             raise InvalidParameterException(
                 "The service cannot be stopped while it is scaled above 0."
             )
-        written = self.store.update_service(
+        written = self.store.update_service_spec(
             cluster.name,
             service.name,
             lambda s: dataclasses.replace(s, status="DRAINING", desired_count=0),

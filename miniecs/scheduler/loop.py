@@ -14,8 +14,8 @@ from collections.abc import Callable
 from functools import partial
 
 from miniecs.clock import Clock, wait_event
-from miniecs.model import Service, Task, TaskDefinition, TaskStatus
-from miniecs.scheduler.plan import StopOrder, add_event, plan_service
+from miniecs.model import Service, Task, TaskDefinition, TaskStatus, add_event
+from miniecs.scheduler.plan import StopOrder, plan_service
 from miniecs.scheduler.targets import LoadBalancing, TargetSync, sync_targets
 from miniecs.store import Store
 from miniecs.supervise import Guard
@@ -144,8 +144,8 @@ class ServiceScheduler:
             updated = dataclasses.replace(updated, status="INACTIVE")
         # The service (with the deployment the new tasks name) is written before its tasks,
         # so a SIGKILL in between leaves no task pointing at an unknown deployment.
-        if updated != service:
-            self.store.update_service(service.cluster, service.name, lambda _: updated)
+        if updated != service:  # only the scheduler's state and its new events are written
+            self.store.update_service_state(service.cluster, service.name, lambda _: updated)
         for task in new_tasks:
             self.store.put_task(task)
         return updated

@@ -19,11 +19,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import random
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from miniecs.model import (
     Deployment,
@@ -31,10 +28,11 @@ from miniecs.model import (
     HealthStatus,
     RolloutState,
     Service,
-    ServiceEvent,
     StopCode,
     Task,
     TaskStatus,
+    add_event,
+    new_deployment,
 )
 
 HEALTHY_AFTER_RUNNING = 40.0
@@ -45,7 +43,6 @@ THROTTLE_BASE = 10.0
 THROTTLE_MAX = 900.0
 STEADY_STATE_REPEAT = 6 * 3600.0
 """ECS repeats 'has reached a steady state.' every 6 hours while nothing changes."""
-MAX_EVENTS = 100
 UNHEALTHY_REASON = "Task failed container health checks"
 CIRCUIT_BREAKER_REASON = "ECS deployment circuit breaker: tasks failed to start."
 
@@ -65,33 +62,6 @@ class ServicePlan:
     stop: tuple[StopOrder, ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)
     """Why the plan is what it is, in plain words."""
-
-
-def new_deployment_id() -> str:
-    return f"ecs-svc/{random.randrange(10**18, 10**19)}"
-
-
-def new_deployment(
-    task_definition: str,
-    now: float,
-    circuit_breaker: bool,
-    rollback: bool,
-    load_balancers: tuple[dict[str, Any], ...] = (),
-) -> Deployment:
-    return Deployment(
-        id=new_deployment_id(),
-        task_definition=task_definition,
-        created_at=now,
-        updated_at=now,
-        circuit_breaker=circuit_breaker,
-        rollback=rollback,
-        load_balancers=load_balancers,
-    )
-
-
-def add_event(service: Service, message: str, now: float) -> Service:
-    event = ServiceEvent(id=str(uuid.uuid4()), created_at=now, message=message)
-    return dataclasses.replace(service, events=(event, *service.events)[:MAX_EVENTS])
 
 
 def circuit_breaker_threshold(desired: int) -> int:
@@ -375,7 +345,8 @@ def _settle_deployments(
     # Keep a short history of finished deployments (rollback needs the last COMPLETED one).
     inactive = [d for d in service.deployments if d.status is DeploymentStatus.INACTIVE]
     if len(inactive) > 5:
-        drop = {d.id for d in inactive[5:]}
+        # ... but never the deployment the spec asks for, which would be started again.
+        drop = {d.id for d in inactive[5:]} - {service.deployment_id}
         service = dataclasses.replace(
             service, deployments=tuple(d for d in service.deployments if d.id not in drop)
         )
