@@ -25,9 +25,7 @@ from miniecs.autoscaler.loop import AutoScaler
 from miniecs.autoscaler.store import ScalingStore
 from miniecs.aws.app import LOOPBACK_NAMES, create_app
 from miniecs.aws.autoscaling import AutoScalingApi, ScalingAlarms
-from miniecs.aws.autoscaling import input_error as autoscaling_input_error
 from miniecs.aws.cloudwatch import CloudWatchApi
-from miniecs.aws.cloudwatch import input_error as cloudwatch_input_error
 from miniecs.aws.ecs import EcsApi
 from miniecs.aws.elbv2 import Elbv2Api
 from miniecs.aws.protocols import JsonService, RpcV2CborService
@@ -149,7 +147,6 @@ class Engine:
                 "application-autoscaling",
                 AutoScalingApi(self.store, self.scaling, self.autoscaler, self.clock, region),
                 strict=self.strict_responses,
-                input_error=autoscaling_input_error,
             )
         )
         self.cloudwatch = CloudWatchApi(
@@ -160,7 +157,6 @@ class Engine:
                 "cloudwatch",
                 self.cloudwatch,
                 strict=self.strict_responses,
-                input_error=cloudwatch_input_error,
             )
         )
         self.services.append(
@@ -168,7 +164,6 @@ class Engine:
                 "cloudwatch",
                 self.cloudwatch,
                 strict=self.strict_responses,
-                validation_code="InvalidParameterValue",
             )
         )
         self._stop: asyncio.Event | None = None

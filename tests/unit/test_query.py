@@ -156,7 +156,20 @@ async def test_errors_parse_with_botocore() -> None:
     assert out["Error"]["Type"] == "Sender"
     wire = await service.handle(b"Action=CreateRule&Version=2015-12-01&Priority=ten")
     assert wire.status == 400 and b"<Code>ValidationError</Code>" in wire.body
-    assert b"Missing required parameter" in wire.body and b"Priority" in wire.body
+    assert b"STRING_VALUE cannot be converted to Integer" in wire.body
+    wire = await service.handle(b"Action=CreateRule&Version=2015-12-01&Priority=0")
+    message = parsers.create_parser("query").parse(
+        {"status_code": wire.status, "headers": wire.headers, "body": wire.body},
+        MODEL.operation_model("CreateRule").output_shape,
+    )["Error"]["Message"]
+    assert message == (
+        "4 validation errors detected: "
+        "Value null at 'listenerArn' failed to satisfy constraint: Member must not be null; "
+        "Value null at 'conditions' failed to satisfy constraint: Member must not be null; "
+        "Value '0' at 'priority' failed to satisfy constraint: "
+        "Member must have value greater than or equal to 1; "
+        "Value null at 'actions' failed to satisfy constraint: Member must not be null"
+    )
     wire = await service.handle(b"Action=Nope&Version=2015-12-01")
     assert wire.status == 400 and b"<Code>InvalidAction</Code>" in wire.body
     wire = await service.handle(b"Action=DescribeListeners&Version=2015-12-01")
