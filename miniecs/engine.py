@@ -40,6 +40,7 @@ from miniecs.model import Task, TaskStatus
 from miniecs.runtime.base import Runtime
 from miniecs.runtime.docker import DockerRuntime
 from miniecs.scheduler.loop import ServiceScheduler
+from miniecs.scheduler.repair import repair_services
 from miniecs.scheduler.targets import holds
 from miniecs.store import Store
 from miniecs.tasks.controller import TaskController
@@ -84,6 +85,7 @@ class Engine:
     def __post_init__(self) -> None:
         self._state_lock = _lock_state_dir(self.settings.state_dir)
         self.store = Store(self.settings.state_dir / "miniecs.db")
+        repair_services(self.store)
         self.metrics = MetricStore(self.settings.state_dir / "metrics.db")
         """CloudWatch series (AWS/ECS, ECS/ContainerInsights, AWS/ApplicationELB, custom)."""
         instance = self.store.instance_id()

@@ -34,6 +34,7 @@ from miniecs.errors import (
     ValidationError,
     ValidationException,
 )
+from miniecs.quotas import TASKS_PER_SERVICE
 
 INT32 = (-(2**31), 2**31 - 1)
 INT64 = (-(2**63), 2**63 - 1)
@@ -52,10 +53,6 @@ class Bound:
     high: int | None
     source: str
 
-
-TASKS_PER_SERVICE = 5000
-"""ECS quota "Tasks per service" (docs.aws.amazon.com/general/latest/gr/ecs-service.html): the
-most tasks a service's desired count may ask for."""
 
 EXTRA_BOUNDS: dict[tuple[str, str, str], Bound] = {
     ("ecs", "CreateServiceRequest", "desiredCount"): Bound(
