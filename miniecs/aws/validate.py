@@ -39,8 +39,8 @@ from miniecs.quotas import TASKS_PER_SERVICE
 INT32 = (-(2**31), 2**31 - 1)
 INT64 = (-(2**63), 2**63 - 1)
 MAX_DEPTH = 32
-"""Nesting of a request body (objects and arrays). The deepest input shape miniecs serves is 9
-levels deep (tests/unit/test_validate.py checks that every served operation fits)."""
+"""Nesting of a request body (objects and arrays). The deepest input shape miniecs serves is 11
+levels deep (PutScalingPolicy; tests/unit/test_validate.py checks that every one fits)."""
 MAX_LISTED = 100
 """Errors listed in one report (the count covers them all), so a huge bad request cannot make a
 huge answer."""
@@ -125,7 +125,9 @@ def _wrong(kind: str, value: Any) -> _TypeError:
     if isinstance(value, list):
         if kind in ("structure", "map"):
             return _TypeError("Start of list found where not expected")
-        java = {"string": "String", "boolean": "Boolean", "blob": "java.nio.ByteBuffer"}
+        if kind == "blob":
+            return _TypeError("Unrecognized collection type class java.nio.ByteBuffer")
+        java = {"string": "String", "boolean": "Boolean", "timestamp": "Date", **_JAVA}
         return _TypeError(f"Unrecognized collection type class java.lang.{java.get(kind, kind)}")
     if kind in ("structure", "map", "list"):
         return _TypeError("Unexpected field type")
