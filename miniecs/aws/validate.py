@@ -45,6 +45,7 @@ MAX_LISTED = 100
 """Errors listed in one report (the count covers them all), so a huge bad request cannot make a
 huge answer."""
 _VALUE_CHARS = 200
+PATTERN_SECONDS = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +224,19 @@ def _pattern(text: str) -> regex.Pattern[str] | None:
         return None
 
 
+def _matches(pattern: str, value: str) -> bool:
+    """`value` fully matches the model's `pattern` (a pattern `regex` cannot compile is not
+    checked); a match that takes over PATTERN_SECONDS counts as a mismatch, so no value can make
+    validation slow."""
+    compiled = _pattern(pattern)
+    if compiled is None:
+        return True
+    try:
+        return compiled.fullmatch(value, timeout=PATTERN_SECONDS) is not None
+    except TimeoutError:
+        return False
+
+
 def _show(value: Any) -> str:
     """`value` as AWS's (Java) reports print it, cut short."""
     if isinstance(value, bool):
@@ -321,12 +335,8 @@ def check(
             allowed = ", ".join(shape.enum)
             report.add(value, path, f"Member must satisfy enum value set: [{allowed}]")
         pattern = shape.metadata.get("pattern")
-        if pattern and (high is None or length <= high):
-            compiled = _pattern(pattern)
-            if compiled is not None and compiled.fullmatch(value, timeout=0.05) is None:
-                report.add(
-                    value, path, f"Member must satisfy regular expression pattern: {pattern}"
-                )
+        if pattern and (high is None or length <= high) and not _matches(pattern, value):
+            report.add(value, path, f"Member must satisfy regular expression pattern: {pattern}")
         return
     if kind in ("integer", "long", "double", "float") and isinstance(value, int | float):
         if low is not None and value < low:
