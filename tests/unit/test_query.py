@@ -11,7 +11,7 @@ from botocore import parsers, serialize
 
 from miniecs.alb.errors import LoadBalancerNotFound
 from miniecs.aws.protocols import ShapeError, service_model
-from miniecs.aws.query import QueryService, parse_params
+from miniecs.aws.query import MAX_FORM_FIELDS, QueryService, parse_params
 
 MODEL = service_model("elbv2")
 
@@ -181,3 +181,24 @@ async def test_strict_mode_refuses_unknown_members() -> None:
         await QueryService("elbv2", Handlers(), strict=True).handle(
             b"Action=DescribeLoadBalancers&Version=2015-12-01"
         )
+
+
+async def test_form_field_count_is_bounded() -> None:
+    service = QueryService("elbv2", Handlers())
+    many = "&".join(f"Names.member.{i}=n" for i in range(MAX_FORM_FIELDS + 1))
+    wire = await service.handle(f"Action=DescribeLoadBalancers&Version=2015-12-01&{many}".encode())
+    assert wire.status == 400 and b"<Code>MalformedQueryString</Code>" in wire.body
+
+
+def test_odd_indexes_and_numbers_stay_text_for_the_validator() -> None:
+    op = MODEL.operation_model("CreateRule")
+    params = {
+        "ListenerArn": "l",
+        "Priority": "1_0",  # Python's int() would take it; AWS does not
+        "Conditions.member.01.Field": "a",
+        "Conditions.member.1.Field": "b",
+        "Conditions.member.²": "x",
+    }
+    parsed = parse_params(op.input_shape, params)
+    assert parsed["Priority"] == "1_0"
+    assert parsed["Conditions"] == [{"Field": "b"}]
