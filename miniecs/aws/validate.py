@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -38,6 +37,8 @@ from miniecs.quotas import TASKS_PER_SERVICE
 
 INT32 = (-(2**31), 2**31 - 1)
 INT64 = (-(2**63), 2**63 - 1)
+TIMESTAMPS = (-62135596800, 253402300799)
+"""Epoch seconds a timestamp may carry: years 1 to 9999, what a date type can hold."""
 MAX_DEPTH = 32
 """Nesting of a request body (objects and arrays). The deepest input shape miniecs serves is 11
 levels deep (PutScalingPolicy; tests/unit/test_validate.py checks that every one fits)."""
@@ -190,7 +191,9 @@ def _scalar(kind: str, value: Any) -> Any:
             return float(value)
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise _wrong(kind, value)
-        return float(value) if isinstance(value, float) else value
+        if isinstance(value, int) and not -(2**1023) < value < 2**1023:
+            raise _TypeError(f"NUMBER_VALUE cannot be converted to {_JAVA[kind]}")
+        return value
     if kind == "boolean":
         if not isinstance(value, bool):
             raise _wrong(kind, value)
@@ -198,7 +201,9 @@ def _scalar(kind: str, value: Any) -> Any:
     if kind == "timestamp":
         if isinstance(value, bool) or not isinstance(value, int | float | str | dt.datetime):
             raise _wrong(kind, value)
-        if isinstance(value, float) and not math.isfinite(value):
+        if isinstance(value, int | float) and not (
+            TIMESTAMPS[0] <= value <= TIMESTAMPS[1]  # NaN compares False
+        ):
             raise _TypeError(f"{_token(value)} cannot be converted to Date")
         return value
     if kind == "blob":

@@ -137,3 +137,23 @@ def test_a_huge_bad_request_makes_a_bounded_answer() -> None:
     error = refusal("ecs", "TagResource", {"resourceArn": "a", "tags": tags})
     assert error.message.startswith("1001 validation errors detected")  # + list length > 200
     assert error.message.count("Value ") == MAX_LISTED
+
+
+@pytest.mark.parametrize(
+    ("member", "value", "message"),
+    [
+        ("Period", 10**5000, "NUMBER_VALUE cannot be converted to Integer"),
+        ("StartTime", 10**5000, "NUMBER_VALUE cannot be converted to Date"),
+        ("StartTime", 1e300, "DECIMAL_VALUE cannot be converted to Date"),
+        ("StartTime", float("nan"), "DECIMAL_VALUE cannot be converted to Date"),
+    ],
+    ids=["huge-period", "huge-time", "far-time", "nan-time"],
+)
+def test_numbers_too_big_for_their_type(member: str, value: Any, message: str) -> None:
+    """CBOR carries integers of any size: they never reach a handler."""
+    request = {"Namespace": "n", "MetricName": "m", "StartTime": 0, "EndTime": 1, "Period": 60}
+    error = refusal("cloudwatch", "GetMetricStatistics", {**request, member: value})
+    assert (error.code, error.message) == ("SerializationException", message)
+    put = {"Namespace": "n", "MetricData": [{"MetricName": "m", "Value": 10**5000}]}
+    error = refusal("cloudwatch", "PutMetricData", put)
+    assert error.message == "NUMBER_VALUE cannot be converted to Double"
