@@ -25,9 +25,7 @@ from miniecs.autoscaler.loop import AutoScaler
 from miniecs.autoscaler.store import ScalingStore
 from miniecs.aws.app import LOOPBACK_NAMES, create_app
 from miniecs.aws.autoscaling import AutoScalingApi, ScalingAlarms
-from miniecs.aws.autoscaling import input_error as autoscaling_input_error
 from miniecs.aws.cloudwatch import CloudWatchApi
-from miniecs.aws.cloudwatch import input_error as cloudwatch_input_error
 from miniecs.aws.ecs import EcsApi
 from miniecs.aws.elbv2 import Elbv2Api
 from miniecs.aws.protocols import JsonService, RpcV2CborService
@@ -42,6 +40,7 @@ from miniecs.model import Task, TaskStatus
 from miniecs.runtime.base import Runtime
 from miniecs.runtime.docker import DockerRuntime
 from miniecs.scheduler.loop import ServiceScheduler
+from miniecs.scheduler.repair import repair_services
 from miniecs.scheduler.targets import holds
 from miniecs.store import Store
 from miniecs.supervise import supervise
@@ -87,6 +86,7 @@ class Engine:
     def __post_init__(self) -> None:
         self._state_lock = _lock_state_dir(self.settings.state_dir)
         self.store = Store(self.settings.state_dir / "miniecs.db")
+        repair_services(self.store)
         self.metrics = MetricStore(self.settings.state_dir / "metrics.db")
         """CloudWatch series (AWS/ECS, ECS/ContainerInsights, AWS/ApplicationELB, custom)."""
         instance = self.store.instance_id()
@@ -150,7 +150,6 @@ class Engine:
                 "application-autoscaling",
                 AutoScalingApi(self.store, self.scaling, self.autoscaler, self.clock, region),
                 strict=self.strict_responses,
-                input_error=autoscaling_input_error,
             )
         )
         self.cloudwatch = CloudWatchApi(
@@ -161,7 +160,6 @@ class Engine:
                 "cloudwatch",
                 self.cloudwatch,
                 strict=self.strict_responses,
-                input_error=cloudwatch_input_error,
             )
         )
         self.services.append(
@@ -169,7 +167,6 @@ class Engine:
                 "cloudwatch",
                 self.cloudwatch,
                 strict=self.strict_responses,
-                validation_code="InvalidParameterValue",
             )
         )
         self._stop: asyncio.Event | None = None

@@ -1,7 +1,8 @@
 """AWS wire protocols, driven by botocore's own service models.
 
-Requests are checked against the operation's input shape (the same validator boto3 runs on the
-client side) and responses are encoded by walking the output shape, so every response has the
+Requests are checked against the operation's input shape as AWS checks them (`validate.py`:
+types, then every constraint, in AWS's words; bodies nested deeper than any input shape refused
+before that) and responses are encoded by walking the output shape, so every response has the
 members, types and timestamp format that boto3 and the aws CLI expect. Errors are encoded as
 AWS encodes them for the protocol (`__type` and `message` for AWS JSON and Smithy RPC v2 CBOR,
 plus `x-amzn-query-error` for services that moved from the query protocol). `JsonService` speaks
@@ -24,7 +25,6 @@ from typing import Any, TypeVar
 import botocore.session
 import cbor2
 from botocore.model import ServiceModel, Shape
-from botocore.validate import ParamValidator
 
 from miniecs.errors import (
     AwsError,
@@ -33,6 +33,8 @@ from miniecs.errors import (
     ServerException,
     UnknownOperationException,
 )
+
+from .validate import MAX_DEPTH, depth, validate_request
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -129,19 +131,6 @@ def encode(shape: Shape, value: Any, strict: bool, path: str = "") -> Any:
     return value
 
 
-def validate_input(
-    shape: Shape | None,
-    params: dict[str, Any],
-    error: Callable[[str], AwsError] = InvalidParameterException,
-) -> None:
-    """Raise `error(report)` when `params` do not fit `shape` (botocore's own validator)."""
-    if shape is None:
-        return
-    report = ParamValidator().validate(params, shape)
-    if report.has_errors():
-        raise error(report.generate_report().replace("\n", " ").strip())
-
-
 def paginate(
     items: Sequence[T], next_token: str | None, max_results: int | None, default: int = 100
 ) -> tuple[list[T], str | None]:
@@ -175,15 +164,7 @@ class JsonService:
     """An AWS JSON 1.0/1.1 service: `X-Amz-Target: <prefix>.<Operation>` dispatched to
     `handlers.<operation_in_snake_case>(request) -> response dict`."""
 
-    def __init__(
-        self,
-        name: str,
-        handlers: object,
-        strict: bool = False,
-        input_error: Callable[[str], AwsError] = InvalidParameterException,
-    ) -> None:
-        """`input_error`: the error a request that does not fit the input shape gets."""
-        self.input_error = input_error
+    def __init__(self, name: str, handlers: object, strict: bool = False) -> None:
         self.model = service_model(name)
         self.target_prefix = str(self.model.metadata["targetPrefix"])
         self.content_type = f"application/x-amz-json-{self.model.metadata['jsonVersion']}"
@@ -224,8 +205,14 @@ class JsonService:
             raise UnknownOperationException(f"Operation {operation} is not supported by miniecs.")
         if not isinstance(request, dict):
             raise SerializationException("Request body must be an object.")
+        if depth(request) > MAX_DEPTH:
+            raise SerializationException(
+                f"Request body nests deeper than {MAX_DEPTH} levels, more than any input shape."
+            )
         op_model = self.model.operation_model(operation)
-        validate_input(op_model.input_shape, request, self.input_error)
+        request = validate_request(
+            self.model.service_name, op_model.input_shape, request, SerializationException
+        )
         result = await call_handler(self.handlers, operation, request)
         output = op_model.output_shape
         return encode(output, result, self.strict) if output is not None else {}
@@ -238,6 +225,10 @@ class JsonService:
                 request = json.loads(body or b"{}")
             except ValueError:
                 raise SerializationException("Malformed JSON in request body.") from None
+            except RecursionError:
+                raise SerializationException(
+                    f"Request body nests deeper than {MAX_DEPTH} levels, more than any input shape."
+                ) from None
             return self._respond(200, await self.invoke(operation, request))
 
         return await guarded(operation, respond, self.error, _server_error)
@@ -296,7 +287,7 @@ class RpcV2CborService(JsonService):
         async def respond() -> WireResponse:
             try:
                 request = _plain(cbor2.loads(body)) if body else {}
-            except (cbor2.CBORDecodeError, ValueError):
+            except Exception:  # cbor2 raises several kinds on malformed input
                 raise SerializationException("Malformed CBOR in request body.") from None
             payload = await self.invoke(operation, request)
             output = self.model.operation_model(operation).output_shape

@@ -12,15 +12,15 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import logging
+import re
 import uuid
 from typing import Any
 from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape
 
 from botocore.model import ServiceModel, Shape
-from botocore.validate import ParamValidator
 
-from miniecs.errors import AwsError
+from miniecs.errors import AwsError, ValidationError
 
 from .protocols import (
     WireResponse,
@@ -30,6 +30,7 @@ from .protocols import (
     guarded,
     service_model,
 )
+from .validate import VALIDATION_ERRORS, ValidationErrors, validate_request
 
 log = logging.getLogger(__name__)
 _MISSING = object()
@@ -39,71 +40,104 @@ def _name(shape: Shape, default: str) -> str:
     return str(shape.serialization.get("name", default))
 
 
-def parse_params(shape: Shape, params: dict[str, str], prefix: str = "") -> Any:
-    """The value of `shape` found under `prefix` in the flattened form `params`, or _MISSING."""
+MAX_FORM_FIELDS = 50_000
+"""Fields in one form-encoded request: a 1 MiB PutMetricData of 1,000 metrics with their
+dimensions has about 35,000; nothing legitimate has more."""
+
+
+class _Node:
+    """The form's keys as a tree (`Listeners.member.1.Port` is Listeners → member → 1 → Port),
+    so parsing walks each key once whatever the shape."""
+
+    __slots__ = ("children", "value")
+
+    def __init__(self) -> None:
+        self.value: str | None = None
+        self.children: dict[str, _Node] = {}
+
+
+def _tree(params: dict[str, str]) -> _Node:
+    root = _Node()
+    for key, value in params.items():
+        node = root
+        for part in key.split("."):
+            child = node.children.get(part)
+            if child is None:
+                child = node.children[part] = _Node()
+            node = child
+        node.value = value
+    return root
+
+
+def parse_params(shape: Shape, params: dict[str, str]) -> Any:
+    """The input of `shape` folded back from the flattened form `params`."""
+    return _parse(shape, _tree(params), None, root=True)
+
+
+def _parse(shape: Shape, node: _Node | None, parent: _Node | None, root: bool = False) -> Any:
+    """The value of `shape` at `node` (a child of `parent`), or _MISSING."""
     kind = shape.type_name
+    if kind == "list":
+        return _parse_list(shape, node, parent)
+    if node is None:
+        return _MISSING
     if kind == "structure":
         out: dict[str, Any] = {}
         for key, member in shape.members.items():
-            name = _name(member, key)
-            value = parse_params(member, params, f"{prefix}.{name}" if prefix else name)
+            member_name = _name(member, key)
+            value = _parse(member, node.children.get(member_name), node)
             if value is not _MISSING:
                 out[key] = value
-        return out if out or not prefix or _has_prefix(params, prefix) else _MISSING
-    if kind == "list":
-        if params.get(prefix) == "":
-            return []
-        if shape.serialization.get("flattened"):
-            base = prefix
-            if shape.member.serialization.get("name"):
-                base = ".".join([*prefix.split(".")[:-1], _name(shape.member, "")])
-        else:
-            base = f"{prefix}.{_name(shape.member, 'member')}"
-        return _indexed(base, params, lambda p: parse_params(shape.member, params, p))
+        return out if out or root or node.children else _MISSING
     if kind == "map":
-        base = prefix if shape.serialization.get("flattened") else f"{prefix}.entry"
-        key_name, value_name = _name(shape.key, "key"), _name(shape.value, "value")
-        pairs = _indexed(
-            base,
-            params,
-            lambda p: (
-                parse_params(shape.key, params, f"{p}.{key_name}"),
-                parse_params(shape.value, params, f"{p}.{value_name}"),
-            ),
-        )
-        if pairs is _MISSING:
+        base = node if shape.serialization.get("flattened") else node.children.get("entry")
+        if base is None:
             return _MISSING
-        return {k: v for k, v in pairs if k is not _MISSING}
-    if prefix not in params:
+        key_name, value_name = _name(shape.key, "key"), _name(shape.value, "value")
+        out_map: dict[Any, Any] = {}
+        for entry in _items(base):
+            k = _parse(shape.key, entry.children.get(key_name), entry)
+            v = _parse(shape.value, entry.children.get(value_name), entry)
+            if k is not _MISSING and v is not _MISSING:
+                out_map[k] = v
+        return out_map
+    if node.value is None:
         return _MISSING
-    return _scalar(kind, params[prefix])
+    return _scalar(kind, node.value)
 
 
-def _has_prefix(params: dict[str, str], prefix: str) -> bool:
-    return any(k.startswith(prefix + ".") for k in params)
-
-
-def _indexed(base: str, params: dict[str, str], item: Any) -> Any:
-    indexes = set()
-    for key in params:
-        if key.startswith(base + "."):
-            head = key[len(base) + 1 :].split(".", 1)[0]
-            if head.isdigit():
-                indexes.add(int(head))
-    if not indexes:
+def _parse_list(shape: Shape, node: _Node | None, parent: _Node | None) -> Any:
+    if node is not None and node.value == "" and not node.children:
+        return []
+    if shape.serialization.get("flattened"):
+        member_name = shape.member.serialization.get("name")
+        base = parent.children.get(member_name) if member_name and parent else node
+    else:
+        base = node.children.get(_name(shape.member, "member")) if node is not None else None
+    if base is None:
         return _MISSING
-    values = [item(f"{base}.{i}") for i in sorted(indexes)]
+    values = [_parse(shape.member, item, base) for item in _items(base)]
     return [v for v in values if v is not _MISSING]
+
+
+def _items(base: _Node) -> list[_Node]:
+    """The numbered children of `base` (`.1`, `.2`, ...) in order."""
+    indexes = {int(k): child for k, child in base.children.items() if k.isascii() and k.isdigit()}
+    return [indexes[i] for i in sorted(indexes)]
+
+
+_INTEGER = re.compile(r"[+-]?[0-9]{1,40}")
+_NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?|NaN|[+-]?Infinity")
 
 
 def _scalar(kind: str, text: str) -> Any:
     """A form value converted to the shape's type; a value that does not convert is left as text
-    so the validator reports it in botocore's words."""
+    so the validator reports it."""
     try:
         if kind in ("integer", "long"):
-            return int(text)
+            return int(text) if _INTEGER.fullmatch(text) else text
         if kind in ("double", "float"):
-            return float(text)
+            return float(text) if _NUMBER.fullmatch(text) else text
         if kind == "boolean":
             return {"true": True, "false": False}.get(text.lower(), text)
         if kind == "timestamp":
@@ -161,22 +195,19 @@ def to_xml(shape: Shape, value: Any, strict: bool, path: str = "") -> str:
 
 class QueryService:
     """An AWS query-protocol service: `Action=<Operation>` dispatched to
-    `handlers.<operation_in_snake_case>(request) -> response dict`. `validation_code` is the
-    error code the service uses for a request that does not fit the model."""
+    `handlers.<operation_in_snake_case>(request) -> response dict`. A request that does not fit
+    the model gets the service's validation error (`validate.VALIDATION_ERRORS`)."""
 
-    def __init__(
-        self,
-        name: str,
-        handlers: object,
-        strict: bool = False,
-        validation_code: str = "ValidationError",
-    ) -> None:
+    def __init__(self, name: str, handlers: object, strict: bool = False) -> None:
         self.model: ServiceModel = service_model(name)
         self.api_version = str(self.model.metadata["apiVersion"])
         self.namespace = str(self.model.metadata["xmlNamespace"])
         self.handlers = handlers
         self.strict = strict
-        self.validation_code = validation_code
+        errors = VALIDATION_ERRORS.get(self.model.service_name, ValidationErrors(ValidationError))
+        self._type_error = errors.error
+        """Form values are text: one that does not convert to its member's type is a
+        validation error (the service's code), with AWS JSON's deserialiser wording."""
         self._status = {
             str(s.error_code): int(s.metadata.get("error", {}).get("httpStatusCode", 400))
             for s in self.model.error_shapes
@@ -202,7 +233,14 @@ class QueryService:
         return self._respond(status, body, request_id)
 
     async def handle(self, body: bytes) -> WireResponse:
-        params = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        try:
+            params = parse_form(body)
+        except AwsError as exc:
+            return self.error(exc)
+        return await self.handle_params(params)
+
+    async def handle_params(self, params: dict[str, str]) -> WireResponse:
+        """Answer a request already decoded by `parse_form`."""
         operation = params.get("Action", "")
 
         async def respond() -> WireResponse:
@@ -215,11 +253,12 @@ class QueryService:
             op_model = self.model.operation_model(operation)
             request: dict[str, Any] = {}
             if op_model.input_shape is not None:
-                request = parse_params(op_model.input_shape, params)
-                report = ParamValidator().validate(request, op_model.input_shape)
-                if report.has_errors():
-                    message = report.generate_report().replace("\n", " ").strip()
-                    raise AwsError(message, code=self.validation_code)
+                request = validate_request(
+                    self.model.service_name,
+                    op_model.input_shape,
+                    parse_params(op_model.input_shape, params),
+                    self._type_error,
+                )
             result = await call_handler(self.handlers, operation, request)
             inner = ""
             if op_model.output_shape is not None:
@@ -239,6 +278,20 @@ class QueryService:
             return self._respond(200, xml, request_id)
 
         return await guarded(operation, respond, self.error, _internal_failure)
+
+
+def parse_form(body: bytes) -> dict[str, str]:
+    """A form-encoded body as a dict (the last of repeated keys wins); more than
+    MAX_FORM_FIELDS fields is a MalformedQueryString, as AWS calls a form it cannot read."""
+    try:
+        pairs = parse_qsl(
+            body.decode("utf-8", "replace"), keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS
+        )
+    except ValueError:
+        raise AwsError(
+            f"The request has more than {MAX_FORM_FIELDS} parameters.", code="MalformedQueryString"
+        ) from None
+    return dict(pairs)
 
 
 def _internal_failure(exc: Exception) -> AwsError:

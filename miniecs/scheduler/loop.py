@@ -15,6 +15,7 @@ from functools import partial
 
 from miniecs.clock import Clock, wait_event
 from miniecs.model import Service, Task, TaskDefinition, TaskStatus, add_event
+from miniecs.quotas import TASK_LAUNCH_BURST
 from miniecs.scheduler.plan import StopOrder, plan_service
 from miniecs.scheduler.targets import LoadBalancing, TargetSync, sync_targets
 from miniecs.store import Store
@@ -130,7 +131,7 @@ class ServiceScheduler:
                     started_by=updated.primary.id,
                     service=updated.name,
                 )
-                for _ in range(plan.start)
+                for _ in range(min(plan.start, TASK_LAUNCH_BURST))
             ]
             ids = " ".join(f"(task {t.task_id})" for t in new_tasks)
             updated = add_event(

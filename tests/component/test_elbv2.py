@@ -263,7 +263,7 @@ async def test_errors_change_nothing(elb: Elb) -> None:
         HealthCheckPath="/health",
     )
     assert same["TargetGroups"][0]["TargetGroupArn"] == tg_arn, "same settings: the existing group"
-    assert "HealthCheckIntervalSeconds, value: 4" in await elb.error(
+    assert "at 'healthCheckIntervalSeconds' failed to satisfy constraint" in await elb.error(
         "CreateTargetGroup",
         Name="t2",
         Protocol="HTTP",

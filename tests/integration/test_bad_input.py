@@ -12,10 +12,11 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.conftest import docker_client, remove_by_label
+from tests.conftest import Miniecs, docker_client, remove_by_label
 
 pytestmark = pytest.mark.integration
 
@@ -107,3 +108,108 @@ def test_ctrl_c_halfway_removes_everything(images: None, moment: str) -> None:
         if instance:
             remove_by_label(f"miniecs.instance={instance}")
             remove_by_label(f"miniecs.demo={instance}")
+
+
+# --- the API door and bounds (issue 14), through boto3 and raw HTTP against a real server ---
+
+
+def test_huge_desired_count_answers_aws_error_fast_and_the_server_stays_healthy(
+    miniecs: Miniecs,
+) -> None:
+    import botocore.exceptions
+    import httpx
+
+    ecs = miniecs.client()
+    ecs.create_cluster(clusterName="big")
+    ecs.register_task_definition(
+        family="big",
+        containerDefinitions=[{"name": "app", "image": "miniecs/workload:latest"}],
+        requiresCompatibilities=["FARGATE"],
+        networkMode="awsvpc",
+        cpu="256",
+        memory="512",
+    )
+    for count, code in ((10**12, "SerializationException"), (5001, "InvalidParameterException")):
+        started = time.perf_counter()
+        with pytest.raises(botocore.exceptions.ClientError) as err:
+            ecs.create_service(
+                cluster="big", serviceName="big", taskDefinition="big", desiredCount=count
+            )
+        elapsed = time.perf_counter() - started
+        assert err.value.response["Error"]["Code"] == code
+        assert elapsed < 0.1, f"desiredCount={count} took {elapsed * 1000:.0f} ms"
+    assert "Member must have value less than or equal to 5000" in str(err.value)
+    assert ecs.list_services(cluster="big")["serviceArns"] == []
+    assert httpx.get(f"{miniecs.endpoint}/_miniecs/health", timeout=5).status_code == 200
+
+
+def test_cross_site_form_post_changes_nothing(miniecs: Miniecs) -> None:
+    """The form a web page can send without a preflight (it deleted a load balancer before)."""
+    import httpx
+
+    elb = miniecs.client("elbv2")
+    arn = elb.create_load_balancer(Name="victim", Type="application")["LoadBalancers"][0][
+        "LoadBalancerArn"
+    ]
+    form = f"Action=DeleteLoadBalancer&Version=2015-12-01&LoadBalancerArn={arn}"
+    browser = {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "Origin": "https://evil.example",
+        "Sec-Fetch-Site": "cross-site",
+        "Sec-Fetch-Mode": "navigate",
+    }
+    refused = httpx.post(miniecs.endpoint, content=form, headers=browser, timeout=5)
+    assert refused.status_code == 403
+    # a browser that sent no Origin still cannot sign
+    unsigned = httpx.post(
+        miniecs.endpoint,
+        content=form,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        timeout=5,
+    )
+    assert unsigned.status_code == 403
+    assert b"<Code>MissingAuthenticationToken</Code>" in unsigned.content
+    lbs = elb.describe_load_balancers(LoadBalancerArns=[arn])["LoadBalancers"]
+    assert [lb["LoadBalancerArn"] for lb in lbs] == [arn]
+    elb.delete_load_balancer(LoadBalancerArn=arn)
+
+
+@pytest.mark.parametrize(
+    ("service", "call"),
+    [
+        ("sts", lambda c: c.get_caller_identity()),
+        ("ec2", lambda c: c.describe_vpcs()),
+        ("iam", lambda c: c.list_roles()),
+        ("cloudformation", lambda c: c.list_stacks()),
+        ("logs", lambda c: c.describe_log_groups()),
+    ],
+)
+def test_services_not_emulated_answer_in_their_own_protocol(
+    miniecs: Miniecs, service: str, call: Any
+) -> None:
+    import botocore.exceptions
+
+    client = miniecs.client(service)
+    with pytest.raises(botocore.exceptions.ClientError) as err:
+        call(client)
+    error = err.value.response["Error"]
+    assert error["Code"] == "NotImplemented"
+    assert "is not emulated by miniecs" in error["Message"]
+    assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 501
+
+
+def test_too_deep_and_too_large_bodies_get_aws_errors(miniecs: Miniecs) -> None:
+    from tests import sigv4
+
+    target = {
+        "X-Amz-Target": "AmazonEC2ContainerServiceV20141113.ListClusters",
+        "Content-Type": "application/x-amz-json-1.1",
+    }
+    deep = sigv4.post(miniecs.endpoint, b"[" * 200_000 + b"]" * 200_000, target, timeout=5)
+    assert deep.status_code == 400 and deep.json()["__type"] == "SerializationException"
+    large = sigv4.post(miniecs.endpoint, b"[" * 600_000 + b"]" * 600_000, target, timeout=5)
+    assert large.status_code == 413 and large.json()["__type"] == "RequestEntityTooLarge"
+    nested = b'{"clusters": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    deep = sigv4.post(miniecs.endpoint, nested, target, timeout=5)
+    assert deep.status_code == 400 and deep.json()["__type"] == "SerializationException"
+    assert miniecs.client().list_clusters()["clusterArns"] == []

@@ -228,9 +228,9 @@ def test_bad_input_gets_aws_errors_and_changes_nothing(miniecs: Miniecs) -> None
     assert err.value.response["Error"]["Code"] == "InvalidParameterException"
     assert ecs.list_tasks(cluster="bad")["taskArns"] == []
 
-    import httpx
+    from tests import sigv4
 
-    raw = httpx.post(
+    raw = sigv4.post(
         miniecs.endpoint,
         content=b"{oops",
         headers={

@@ -17,15 +17,15 @@ from typing import Any
 
 import botocore.session
 import cbor2
-import httpx
 import pytest
 import uvicorn
 
 from miniecs.aws.app import create_app
-from miniecs.aws.cloudwatch import CloudWatchApi, input_error
+from miniecs.aws.cloudwatch import CloudWatchApi
 from miniecs.aws.protocols import RpcV2CborService
 from miniecs.clock import SystemClock
 from miniecs.metrics.store import MetricStore
+from tests import sigv4
 from tests.conftest import _validate_response, boto_client, free_port
 
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
@@ -42,7 +42,7 @@ def fresh_now() -> None:
 @pytest.fixture(scope="module")
 def endpoint() -> Iterator[str]:
     api = CloudWatchApi(MetricStore(None), SystemClock())
-    service = RpcV2CborService("cloudwatch", api, strict=True, input_error=input_error)
+    service = RpcV2CborService("cloudwatch", api, strict=True)
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(create_app([service], None), port=port, log_level="warning")
@@ -165,30 +165,42 @@ def test_cbor_timestamps_are_tag_1_and_errors_carry_the_query_code(endpoint: str
     }
     put = {"Namespace": "Raw", "MetricData": [{"MetricName": "M", "Value": 1, "Timestamp": start}]}
     assert (
-        httpx.post(
-            url + "PutMetricData", content=cbor2.dumps(put, timezone=dt.UTC), headers=headers
+        sigv4.post(
+            url + "PutMetricData",
+            content=cbor2.dumps(put, timezone=dt.UTC),
+            headers=headers,
+            service="monitoring",
         ).status_code
         == 200
     )
-    raw = httpx.post(
-        url + "GetMetricStatistics", content=cbor2.dumps(body, timezone=dt.UTC), headers=headers
+    raw = sigv4.post(
+        url + "GetMetricStatistics",
+        content=cbor2.dumps(body, timezone=dt.UTC),
+        headers=headers,
+        service="monitoring",
     )
     assert raw.headers["smithy-protocol"] == "rpc-v2-cbor"
     assert raw.content.find(b"\xc1") > 0  # tag 1 before the epoch seconds
     point = cbor2.loads(raw.content)["Datapoints"][0]
     assert point["Timestamp"] == start.replace(second=0) and point["Sum"] == 1.0
-    bad = httpx.post(url + "GetMetricStatistics", content=b"\xff\x00", headers=headers)
+    bad = sigv4.post(
+        url + "GetMetricStatistics", content=b"\xff\x00", headers=headers, service="monitoring"
+    )
     assert bad.status_code == 400
     assert cbor2.loads(bad.content)["__type"] == "SerializationException"
-    wrong = httpx.post(
+    wrong = sigv4.post(
         url + "GetMetricStatistics",
         content=cbor2.dumps({**body, "Period": 61}, timezone=dt.UTC),
         headers=headers,
+        service="monitoring",
     )
     assert cbor2.loads(wrong.content)["__type"] == "InvalidParameterValueException"
     assert wrong.headers["x-amzn-query-error"] == "InvalidParameterValue;Sender"
-    unknown = httpx.post(f"{endpoint}/service/Nope/operation/X", content=b"", headers=headers)
-    assert unknown.status_code == 404
+    unknown = sigv4.post(
+        f"{endpoint}/service/Nope/operation/X", content=b"", headers=headers, service="monitoring"
+    )
+    assert unknown.status_code == 400
+    assert cbor2.loads(unknown.content)["__type"] == "UnknownOperationException"
 
 
 def test_aws_cli_get_metric_statistics(endpoint: str) -> None:
@@ -266,16 +278,37 @@ def test_requests_that_do_not_fit_the_model_get_cloudwatch_codes(endpoint: str) 
         "Content-Type": "application/x-amz-json-1.0",
         "X-Amz-Target": "GraniteServiceVersion20100801.GetMetricStatistics",
     }
-    missing = httpx.post(endpoint, content=b'{"MetricName": "M"}', headers=headers)
+    missing = sigv4.post(
+        endpoint, content=b'{"MetricName": "M"}', headers=headers, service="monitoring"
+    )
     assert missing.status_code == 400
     assert missing.json()["__type"] == "MissingRequiredParameterException"
     assert missing.headers["x-amzn-query-error"] == "MissingParameter;Sender"
     assert missing.json()["message"] == "The parameter Namespace is required."
-    wrong = httpx.post(
+    wrong = sigv4.post(
         endpoint,
         content=json.dumps(
             {"Namespace": "A", "MetricName": "M", "StartTime": 1, "EndTime": 2, "Period": "sixty"}
         ).encode(),
         headers=headers,
+        service="monitoring",
     )
-    assert wrong.headers["x-amzn-query-error"] == "InvalidParameterValue;Sender"
+    # AWS JSON's deserialiser wording (recorded from AWS in dynalite's test suite)
+    assert json.loads(wrong.content) == {
+        "__type": "SerializationException",
+        "message": "STRING_VALUE cannot be converted to Integer",
+    }
+    long_name = sigv4.post(
+        endpoint,
+        content=json.dumps(
+            {"Namespace": "A", "MetricName": "M" * 256, "StartTime": 1, "EndTime": 2, "Period": 60}
+        ).encode(),
+        headers=headers,
+        service="monitoring",
+    )
+    assert long_name.headers["x-amzn-query-error"] == "ValidationError;Sender"
+    message = json.loads(long_name.content)["message"]
+    assert message.startswith("1 validation error detected: Value 'MMMM") and message.endswith(
+        "at 'metricName' failed to satisfy constraint: "
+        "Member must have length less than or equal to 255"
+    )

@@ -59,8 +59,23 @@ async def test_requests_are_validated_against_the_input_shape() -> None:
     status, body = await call(service, "RunTask", {})
     assert status == 400 and body["__type"] == "InvalidParameterException"
     assert "taskDefinition" in body["message"]
-    status, body = await call(service, "RunTask", {"taskDefinition": "x", "count": "three"})
-    assert body["__type"] == "InvalidParameterException"
+    assert body["message"] == (
+        "1 validation error detected: Value null at 'taskDefinition' failed to satisfy "
+        "constraint: Member must not be null"
+    )
+    # a value of the wrong type fails deserialisation, in AWS JSON's words (dynalite's
+    # recordings of AWS): no Python class names, and never coerced (true is not 1)
+    for count, token in (("three", "STRING_VALUE"), (True, "TRUE_VALUE"), (1.5, "DECIMAL_VALUE")):
+        status, body = await call(service, "RunTask", {"taskDefinition": "x", "count": count})
+        assert (status, body) == (
+            400,
+            {
+                "__type": "SerializationException",
+                "message": f"{token} cannot be converted to Integer",
+            },
+        )
+    status, body = await call(service, "RunTask", {"taskDefinition": "x", "count": 2**40})
+    assert body["message"] == "NUMBER_VALUE cannot be converted to Integer"  # Smithy int is 32-bit
 
 
 def test_encode_timestamps_and_nested_lists() -> None:

@@ -11,7 +11,7 @@ from botocore import parsers, serialize
 
 from miniecs.alb.errors import LoadBalancerNotFound
 from miniecs.aws.protocols import ShapeError, service_model
-from miniecs.aws.query import QueryService, parse_params
+from miniecs.aws.query import MAX_FORM_FIELDS, QueryService, parse_params
 
 MODEL = service_model("elbv2")
 
@@ -156,7 +156,20 @@ async def test_errors_parse_with_botocore() -> None:
     assert out["Error"]["Type"] == "Sender"
     wire = await service.handle(b"Action=CreateRule&Version=2015-12-01&Priority=ten")
     assert wire.status == 400 and b"<Code>ValidationError</Code>" in wire.body
-    assert b"Missing required parameter" in wire.body and b"Priority" in wire.body
+    assert b"STRING_VALUE cannot be converted to Integer" in wire.body
+    wire = await service.handle(b"Action=CreateRule&Version=2015-12-01&Priority=0")
+    message = parsers.create_parser("query").parse(
+        {"status_code": wire.status, "headers": wire.headers, "body": wire.body},
+        MODEL.operation_model("CreateRule").output_shape,
+    )["Error"]["Message"]
+    assert message == (
+        "4 validation errors detected: "
+        "Value null at 'listenerArn' failed to satisfy constraint: Member must not be null; "
+        "Value null at 'conditions' failed to satisfy constraint: Member must not be null; "
+        "Value '0' at 'priority' failed to satisfy constraint: "
+        "Member must have value greater than or equal to 1; "
+        "Value null at 'actions' failed to satisfy constraint: Member must not be null"
+    )
     wire = await service.handle(b"Action=Nope&Version=2015-12-01")
     assert wire.status == 400 and b"<Code>InvalidAction</Code>" in wire.body
     wire = await service.handle(b"Action=DescribeListeners&Version=2015-12-01")
@@ -168,3 +181,24 @@ async def test_strict_mode_refuses_unknown_members() -> None:
         await QueryService("elbv2", Handlers(), strict=True).handle(
             b"Action=DescribeLoadBalancers&Version=2015-12-01"
         )
+
+
+async def test_form_field_count_is_bounded() -> None:
+    service = QueryService("elbv2", Handlers())
+    many = "&".join(f"Names.member.{i}=n" for i in range(MAX_FORM_FIELDS + 1))
+    wire = await service.handle(f"Action=DescribeLoadBalancers&Version=2015-12-01&{many}".encode())
+    assert wire.status == 400 and b"<Code>MalformedQueryString</Code>" in wire.body
+
+
+def test_odd_indexes_and_numbers_stay_text_for_the_validator() -> None:
+    op = MODEL.operation_model("CreateRule")
+    params = {
+        "ListenerArn": "l",
+        "Priority": "1_0",  # Python's int() would take it; AWS does not
+        "Conditions.member.01.Field": "a",
+        "Conditions.member.1.Field": "b",
+        "Conditions.member.²": "x",
+    }
+    parsed = parse_params(op.input_shape, params)
+    assert parsed["Priority"] == "1_0"
+    assert parsed["Conditions"] == [{"Field": "b"}]
