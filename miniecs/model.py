@@ -143,6 +143,8 @@ class Task:
     stopped_reason: str | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
     version: int = 1
+    subnet_id: str | None = None
+    """The subnet of the task's ENI: one of the requested awsvpc subnets."""
 
     @property
     def arn(self) -> str:

@@ -31,14 +31,17 @@ from miniecs.taskdef import normalise, parse_cpu, parse_memory
 from miniecs.tasks.plan import request_stop
 from miniecs.tasks.records import new_task
 
-from .ecs_services import ServiceOperations, missing
+from .ecs_services import (
+    NAME,
+    ServiceOperations,
+    check_launch,
+    missing,
+    network_subnets,
+    tags_in,
+)
 from .protocols import paginate
 
 INSIGHTS_VALUES = ("enabled", "disabled", "enhanced")
-
-
-def _tags_in(tags: Iterable[dict[str, str]] | None) -> dict[str, str]:
-    return {t["key"]: t.get("value", "") for t in tags or []}
 
 
 def _tags_out(tags: dict[str, str]) -> list[dict[str, str]]:
@@ -117,9 +120,10 @@ class EcsApi(ServiceOperations):
     def task_shape(self, task: Task, include_tags: bool = False) -> dict[str, Any]:
         eni = f"eni-{task.task_id[:17]}"
         details = [
-            {"name": "subnetId", "value": "subnet-miniecs"},
             {"name": "networkInterfaceId", "value": eni},
         ]
+        if task.subnet_id:
+            details.insert(0, {"name": "subnetId", "value": task.subnet_id})
         if task.mac_address:
             details.append({"name": "macAddress", "value": task.mac_address})
         if task.private_ip:
@@ -233,11 +237,12 @@ class EcsApi(ServiceOperations):
 
     def create_cluster(self, req: dict[str, Any]) -> dict[str, Any]:
         name = req.get("clusterName") or "default"
-        if not all(ch.isalnum() or ch in "-_" for ch in name) or len(name) > 255:
+        if not NAME.fullmatch(name):
             raise InvalidParameterException(
                 "Cluster name should be between 1 and 255 characters and contain only letters, "
                 "numbers, hyphens and underscores."
             )
+        tags = tags_in(req.get("tags"))
         existing = self.store.get_cluster(name)
         if existing is not None and existing.status == "ACTIVE":
             return {"cluster": self.cluster_shape(existing, ["TAGS"])}
@@ -248,8 +253,8 @@ class EcsApi(ServiceOperations):
             configuration=req.get("configuration"),
         )
         self.store.put_cluster(cluster)
-        if req.get("tags"):
-            self.store.tag(cluster.arn, _tags_in(req["tags"]))
+        if tags:
+            self.store.tag(cluster.arn, tags)
         return {"cluster": self.cluster_shape(cluster, ["TAGS"])}
 
     def describe_clusters(self, req: dict[str, Any]) -> dict[str, Any]:
@@ -294,13 +299,13 @@ class EcsApi(ServiceOperations):
     # task definitions -----------------------------------------------------------------------
     def register_task_definition(self, req: dict[str, Any]) -> dict[str, Any]:
         now = self.clock.now()
+        tags = tags_in(req.get("tags"))
         # Validate once before taking the family's revision, so a refusal stores nothing.
         normalise(req, 1, self.region, now, self.settings.tasks)
         td = self.store.register_task_definition(
             req["family"],
             lambda rev: normalise(req, rev, self.region, now, self.settings.tasks),
         )
-        tags = _tags_in(req.get("tags"))
         if tags:
             self.store.tag(td.arn, tags)
         return {"taskDefinition": td.document, "tags": _tags_out(tags)}
@@ -352,6 +357,9 @@ class EcsApi(ServiceOperations):
             raise InvalidParameterException("count must be between 1 and 10.")
         if len(req.get("startedBy") or "") > 36:
             raise InvalidParameterException("startedBy must be at most 36 characters.")
+        check_launch(req)
+        tags = tags_in(req.get("tags"))
+        subnets = network_subnets(req.get("networkConfiguration"), td)
         container_names = {c["name"] for c in td.containers}
         overrides = dict(req.get("overrides") or {})
         if overrides.get("cpu"):
@@ -374,10 +382,11 @@ class EcsApi(ServiceOperations):
                 group=req.get("group"),
                 started_by=req.get("startedBy"),
                 overrides=overrides,
+                subnets=subnets,
             )
             self.store.put_task(task)
-            if req.get("tags"):
-                self.store.tag(task.arn, _tags_in(req["tags"]))
+            if tags:
+                self.store.tag(task.arn, tags)
             tasks.append(self.task_shape(task, include_tags=True))
         return {"tasks": tasks, "failures": []}
 
@@ -394,6 +403,8 @@ class EcsApi(ServiceOperations):
 
     def describe_tasks(self, req: dict[str, Any]) -> dict[str, Any]:
         cluster = self.cluster(req.get("cluster"))
+        if not req["tasks"]:
+            raise InvalidParameterException("Tasks cannot be empty.")
         if len(req["tasks"]) > 100:
             raise InvalidParameterException("At most 100 tasks can be described at once.")
         include_tags = "TAGS" in (req.get("include") or [])
@@ -446,11 +457,13 @@ class EcsApi(ServiceOperations):
 
     def tag_resource(self, req: dict[str, Any]) -> dict[str, Any]:
         self._check_resource(req["resourceArn"])
-        self.store.tag(req["resourceArn"], _tags_in(req["tags"]))
+        tags = tags_in(req["tags"], self.store.tags(req["resourceArn"]))
+        self.store.tag(req["resourceArn"], tags)
         return {}
 
     def untag_resource(self, req: dict[str, Any]) -> dict[str, Any]:
         self._check_resource(req["resourceArn"])
+        tags_in([{"key": k} for k in req["tagKeys"]])
         self.store.untag(req["resourceArn"], list(req["tagKeys"]))
         return {}
 

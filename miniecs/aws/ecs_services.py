@@ -4,6 +4,7 @@ DeleteService. They write the service's desired state; the scheduler does the re
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +24,74 @@ from .protocols import paginate
 
 MAX_DESCRIBE = 10
 MAX_TARGET_GROUPS = 5
+NAME = re.compile(r"[A-Za-z0-9_-]{1,255}")
+"""Cluster and service names: ASCII letters, digits, hyphens and underscores (ECS refuses
+other letters; botocore's model has no pattern for them)."""
+
+
+def network_subnets(network: dict[str, Any] | None, td: TaskDefinition) -> tuple[str, ...]:
+    """The subnets of a RunTask/CreateService `networkConfiguration`, checked as ECS checks it
+    against the task definition's network mode."""
+    awsvpc = (network or {}).get("awsvpcConfiguration")
+    if td.document.get("networkMode") != "awsvpc":
+        if awsvpc:
+            raise InvalidParameterException(
+                "Network Configuration is not valid for the given networkMode of this task "
+                "definition."
+            )
+        return ()
+    if not awsvpc:
+        raise InvalidParameterException(
+            "Network Configuration must be provided when networkMode 'awsvpc' is specified."
+        )
+    subnets = tuple(awsvpc.get("subnets") or ())
+    if not subnets:
+        raise InvalidParameterException("subnets can not be empty.")
+    if len(subnets) > 16:
+        raise InvalidParameterException("subnets can have at most 16 items.")
+    if len(awsvpc.get("securityGroups") or ()) > 5:
+        raise InvalidParameterException("securityGroups can have at most 5 items.")
+    return subnets
+
+
+MAX_TAGS = 50
+
+
+def tags_in(
+    tags: list[dict[str, str]] | None, existing: dict[str, str] | None = None
+) -> dict[str, str]:
+    """ECS tags as a dict, refused as ECS refuses them beyond what botocore's model checks:
+    the reserved `aws:` prefix (any case) and 50 tags per resource in all."""
+    out = {t["key"]: t.get("value", "") for t in tags or []}
+    if any(k.lower().startswith("aws:") for k in out):
+        raise InvalidParameterException(
+            "Tag keys starting with 'aws:' are reserved for internal use."
+        )
+    if len({**(existing or {}), **out}) > MAX_TAGS:
+        raise InvalidParameterException(
+            f"The number of tags on a resource cannot exceed {MAX_TAGS}."
+        )
+    return out
+
+
+def check_launch(req: dict[str, Any]) -> None:
+    """launchType and capacityProviderStrategy as ECS takes them on Fargate: one or the other,
+    and only Fargate capacity (miniecs has no container instances)."""
+    launch = req.get("launchType")
+    strategy = req.get("capacityProviderStrategy") or []
+    if launch and strategy:
+        raise InvalidParameterException(
+            "Specifying both a launchType and capacityProviderStrategy is not supported."
+        )
+    if launch not in (None, "FARGATE"):
+        raise InvalidParameterException("No Container Instances were found in your cluster.")
+    for item in strategy:
+        if item.get("capacityProvider") not in ("FARGATE", "FARGATE_SPOT"):
+            raise InvalidParameterException(
+                "The specified capacity provider strategy cannot contain a capacity provider "
+                "that is not associated with the cluster. Associate the capacity provider "
+                "with the cluster or specify a valid capacity provider and try again."
+            )
 
 
 def missing(region: str, kind: str, cluster: str, ref: str) -> dict[str, str]:
@@ -125,7 +194,7 @@ class ServiceOperations:
     def create_service(self, req: dict[str, Any]) -> dict[str, Any]:
         cluster = self.cluster(req.get("cluster"))
         name = req["serviceName"]
-        if not name or not all(ch.isalnum() or ch in "-_" for ch in name) or len(name) > 255:
+        if not NAME.fullmatch(name or ""):
             raise InvalidParameterException(
                 "Service name should be between 1 and 255 characters and contain only "
                 "letters, numbers, hyphens and underscores."
@@ -141,6 +210,9 @@ class ServiceOperations:
         if td.status != "ACTIVE":
             raise ClientException("TaskDefinition is inactive")
         desired = self._desired(req.get("desiredCount", 0))
+        tags = tags_in(req.get("tags"))
+        check_launch(req)
+        network_subnets(req.get("networkConfiguration"), td)
         existing = self.store.get_service(cluster.name, name)
         if existing is not None and existing.status != "INACTIVE":
             raise InvalidParameterException("Creation of service was not idempotent.")
@@ -167,8 +239,8 @@ class ServiceOperations:
             **cfg,
         )
         self.store.put_service(service)
-        if req.get("tags"):
-            self.store.tag(service.arn, {t["key"]: t.get("value", "") for t in req["tags"]})
+        if tags:
+            self.store.tag(service.arn, tags)
         return {"service": self.service_shape(service)}
 
     def update_service(self, req: dict[str, Any]) -> dict[str, Any]:
@@ -183,14 +255,16 @@ class ServiceOperations:
             changes.update(self._deployment_config(req, service))
         if req.get("healthCheckGracePeriodSeconds") is not None:
             changes["health_check_grace_period"] = int(req["healthCheckGracePeriodSeconds"])
-        if req.get("networkConfiguration"):
-            changes["network_configuration"] = req["networkConfiguration"]
         td_arn = service.task_definition
         if req.get("taskDefinition"):
             td = self.task_definition(req["taskDefinition"])
             if td.status != "ACTIVE":
                 raise ClientException("TaskDefinition is inactive")
             td_arn = td.arn
+        if req.get("networkConfiguration") or td_arn != service.task_definition:
+            network = req.get("networkConfiguration") or service.network_configuration
+            network_subnets(network, self.task_definition(td_arn))
+            changes["network_configuration"] = network
         if req.get("loadBalancers") is not None:
             changes["load_balancers"] = self._load_balancers(req, self.task_definition(td_arn))
         new = dataclasses.replace(service, **changes)

@@ -19,7 +19,7 @@ from miniecs.scheduler.plan import ServicePlan, StopOrder, add_event, plan_servi
 from miniecs.scheduler.targets import LoadBalancing, TargetSync, sync_targets
 from miniecs.store import Store
 from miniecs.tasks.plan import request_stop
-from miniecs.tasks.records import new_task
+from miniecs.tasks.records import new_task, subnets_of
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +132,7 @@ class ServiceScheduler:
                     group=f"service:{updated.name}",
                     started_by=updated.primary.id,
                     service=updated.name,
+                    subnets=subnets_of(updated.network_configuration),
                 )
                 for _ in range(plan.start)
             ]
