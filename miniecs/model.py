@@ -61,6 +61,8 @@ class Cluster:
     status: str = "ACTIVE"
     settings: tuple[tuple[str, str], ...] = (("containerInsights", "disabled"),)
     configuration: dict[str, Any] | None = None
+    capacity_providers: tuple[str, ...] = ()
+    default_strategy: tuple[dict[str, Any], ...] = ()
 
     @property
     def arn(self) -> str:
@@ -222,6 +224,8 @@ class Service:
     load_balancers: tuple[dict[str, Any], ...] = ()
     launch_type: str = "FARGATE"
     platform_version: str = "LATEST"
+    capacity_provider_strategy: tuple[dict[str, Any], ...] = ()
+    """Set instead of launch_type when the service runs on capacity providers."""
     events: tuple[ServiceEvent, ...] = ()
     """Newest first, at most 100, as DescribeServices returns them."""
     launch_failures: int = 0

@@ -86,6 +86,8 @@ def task_from_json(text: str) -> Task:
 def _cluster_from_json(text: str) -> Cluster:
     data = json.loads(text)
     data["settings"] = tuple(tuple(s) for s in data["settings"])
+    for key in ("capacity_providers", "default_strategy"):
+        data[key] = tuple(data.get(key) or ())
     return Cluster(**data)
 
 
@@ -108,6 +110,7 @@ def service_from_json(text: str) -> Service:
     )
     data["events"] = tuple(ServiceEvent(**e) for e in data["events"])
     data["load_balancers"] = tuple(data["load_balancers"])
+    data["capacity_provider_strategy"] = tuple(data.get("capacity_provider_strategy") or ())
     data["counted_stops"] = tuple(data["counted_stops"])
     data["running_seen"] = tuple(data["running_seen"])
     return Service(**data)
@@ -251,11 +254,13 @@ class Store:
             out.append(str(family))
         return out
 
-    def set_task_definition_status(self, family: str, revision: int, status: str) -> None:
+    def set_task_definition_status(
+        self, family: str, revision: int, status: str, **document_changes: Any
+    ) -> None:
         td = self.get_task_definition(family, revision)
         if td is None:
             return
-        document = {**td.document, "status": status}
+        document = {**td.document, **document_changes, "status": status}
         self._db.execute(
             "UPDATE task_definitions SET status = ?, data = ? WHERE family = ? AND revision = ?",
             (status, json.dumps(document), family, revision),

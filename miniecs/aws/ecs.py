@@ -16,6 +16,7 @@ from miniecs.errors import (
     ClusterContainsTasksException,
     ClusterNotFoundException,
     InvalidParameterException,
+    ResourceInUseException,
     ResourceNotFoundException,
 )
 from miniecs.model import (
@@ -31,9 +32,12 @@ from miniecs.taskdef import normalise, parse_cpu, parse_memory
 from miniecs.tasks.plan import request_stop
 from miniecs.tasks.records import new_task
 
+from .ecs_account import AccountSettings
 from .ecs_services import (
+    FARGATE_PROVIDERS,
     NAME,
     ServiceOperations,
+    capacity_strategy,
     check_launch,
     missing,
     network_subnets,
@@ -53,7 +57,7 @@ def _name_of(ref: str) -> str:
     return ref.rsplit("/", 1)[-1] if ref.startswith("arn:") else ref
 
 
-class EcsApi(ServiceOperations):
+class EcsApi(ServiceOperations, AccountSettings):
     def __init__(
         self,
         store: Store,
@@ -108,8 +112,8 @@ class EcsApi(ServiceOperations):
             ),
             "statistics": [],
             "settings": [{"name": n, "value": v} for n, v in cluster.settings],
-            "capacityProviders": ["FARGATE", "FARGATE_SPOT"],
-            "defaultCapacityProviderStrategy": [],
+            "capacityProviders": list(cluster.capacity_providers),
+            "defaultCapacityProviderStrategy": list(cluster.default_strategy),
         }
         if cluster.configuration:
             shape["configuration"] = cluster.configuration
@@ -224,7 +228,11 @@ class EcsApi(ServiceOperations):
     def _settings(
         self, raw: list[dict[str, str]] | None, base: Cluster | None
     ) -> tuple[tuple[str, str], ...]:
-        settings = dict(base.settings) if base else {"containerInsights": "disabled"}
+        settings = (
+            dict(base.settings)
+            if base
+            else {"containerInsights": self.effective("containerInsights")}
+        )
         for s in raw or []:
             if s.get("name") != "containerInsights":
                 raise InvalidParameterException(f"Unsupported cluster setting: {s.get('name')}.")
@@ -246,11 +254,17 @@ class EcsApi(ServiceOperations):
         existing = self.store.get_cluster(name)
         if existing is not None and existing.status == "ACTIVE":
             return {"cluster": self.cluster_shape(existing, ["TAGS"])}
+        self._no_service_connect(req)
+        providers = self._providers(req.get("capacityProviders"))
         cluster = Cluster(
             name=name,
             region=self.region,
             settings=self._settings(req.get("settings"), None),
             configuration=req.get("configuration"),
+            capacity_providers=providers,
+            default_strategy=capacity_strategy(
+                req.get("defaultCapacityProviderStrategy"), providers
+            ),
         )
         self.store.put_cluster(cluster)
         if tags:
@@ -295,6 +309,50 @@ class EcsApi(ServiceOperations):
         cluster = dataclasses.replace(cluster, settings=self._settings(req["settings"], cluster))
         self.store.put_cluster(cluster)
         return {"cluster": self.cluster_shape(cluster)}
+
+    def _providers(self, raw: list[str] | None) -> tuple[str, ...]:
+        providers = tuple(dict.fromkeys(raw or ()))
+        for name in providers:
+            if name not in FARGATE_PROVIDERS:
+                raise InvalidParameterException(
+                    f"The specified capacity provider '{name}' does not exist. Specify a valid "
+                    "capacity provider and try again."
+                )
+        return providers
+
+    def _no_service_connect(self, req: dict[str, Any]) -> None:
+        if req.get("serviceConnectDefaults"):
+            raise InvalidParameterException(
+                "miniecs does not emulate Service Connect (Cloud Map namespaces)."
+            )
+
+    def put_cluster_capacity_providers(self, req: dict[str, Any]) -> dict[str, Any]:
+        cluster = self.cluster(req["cluster"])
+        providers = self._providers(req["capacityProviders"])
+        strategy = capacity_strategy(req["defaultCapacityProviderStrategy"], providers)
+        for service in self.store.list_services(cluster.name):
+            used = {i["capacityProvider"] for i in service.capacity_provider_strategy}
+            if service.status == "ACTIVE" and not used <= set(providers):
+                raise ResourceInUseException(
+                    "The specified capacity provider is in use and cannot be removed."
+                )
+        cluster = dataclasses.replace(
+            cluster, capacity_providers=providers, default_strategy=strategy
+        )
+        self.store.put_cluster(cluster)
+        return {"cluster": self.cluster_shape(cluster, ["TAGS"])}
+
+    def update_cluster(self, req: dict[str, Any]) -> dict[str, Any]:
+        cluster = self.cluster(req["cluster"])
+        self._no_service_connect(req)
+        changes: dict[str, Any] = {}
+        if req.get("settings") is not None:
+            changes["settings"] = self._settings(req["settings"], cluster)
+        if req.get("configuration") is not None:
+            changes["configuration"] = req["configuration"]
+        cluster = dataclasses.replace(cluster, **changes)
+        self.store.put_cluster(cluster)
+        return {"cluster": self.cluster_shape(cluster, ["TAGS"])}
 
     # task definitions -----------------------------------------------------------------------
     def register_task_definition(self, req: dict[str, Any]) -> dict[str, Any]:
@@ -342,9 +400,44 @@ class EcsApi(ServiceOperations):
                 "The specified task definition identifier is invalid. Specify a valid revision."
             )
         td = self.task_definition(ref)
-        self.store.set_task_definition_status(td.family, td.revision, "INACTIVE")
-        document = {**td.document, "status": "INACTIVE", "deregisteredAt": self.clock.now()}
-        return {"taskDefinition": document}
+        if td.status != "ACTIVE":
+            # ECS answers an already deregistered revision as it stands.
+            return {"taskDefinition": td.document}
+        now = self.clock.now()
+        self.store.set_task_definition_status(
+            td.family, td.revision, "INACTIVE", deregisteredAt=now
+        )
+        return {"taskDefinition": {**td.document, "status": "INACTIVE", "deregisteredAt": now}}
+
+    def delete_task_definitions(self, req: dict[str, Any]) -> dict[str, Any]:
+        """Only INACTIVE revisions can be deleted; they stay visible as DELETE_IN_PROGRESS."""
+        refs = req["taskDefinitions"]
+        if not 1 <= len(refs) <= 10:
+            raise InvalidParameterException("taskDefinitions must contain 1 to 10 items.")
+        deleted, failures = [], []
+        for ref in refs:
+            name = ref.rsplit("/", 1)[-1]
+            try:
+                if ":" not in name:
+                    raise ClientException("The specified task definition identifier is invalid.")
+                td = self.task_definition(ref)
+            except ClientException:
+                failures.append(
+                    {"arn": ref, "reason": "The specified task definition does not exist."}
+                )
+                continue
+            if td.status == "ACTIVE":
+                failures.append(
+                    {
+                        "arn": td.arn,
+                        "reason": "The specified task definition is still in ACTIVE status. "
+                        "Please deregister the target and try again.",
+                    }
+                )
+                continue
+            self.store.set_task_definition_status(td.family, td.revision, "DELETE_IN_PROGRESS")
+            deleted.append({**td.document, "status": "DELETE_IN_PROGRESS"})
+        return {"taskDefinitions": deleted, "failures": failures}
 
     # tasks ----------------------------------------------------------------------------------
     def run_task(self, req: dict[str, Any]) -> dict[str, Any]:
@@ -357,7 +450,7 @@ class EcsApi(ServiceOperations):
             raise InvalidParameterException("count must be between 1 and 10.")
         if len(req.get("startedBy") or "") > 36:
             raise InvalidParameterException("startedBy must be at most 36 characters.")
-        check_launch(req)
+        check_launch(req, cluster)
         tags = tags_in(req.get("tags"))
         subnets = network_subnets(req.get("networkConfiguration"), td)
         container_names = {c["name"] for c in td.containers}

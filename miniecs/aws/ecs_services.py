@@ -74,9 +74,50 @@ def tags_in(
     return out
 
 
-def check_launch(req: dict[str, Any]) -> None:
+FARGATE_PROVIDERS = ("FARGATE", "FARGATE_SPOT")
+NOT_ASSOCIATED = (
+    "The specified capacity provider strategy cannot contain a capacity provider that is not "
+    "associated with the cluster. Associate the capacity provider with the cluster or specify a "
+    "valid capacity provider and try again."
+)
+
+
+def capacity_strategy(
+    raw: list[dict[str, Any]] | None, providers: tuple[str, ...]
+) -> tuple[dict[str, Any], ...]:
+    """A capacity provider strategy checked as ECS checks it against the cluster's providers,
+    with AWS's defaults (weight 0, base 0) filled in."""
+    strategy = tuple(
+        {
+            "capacityProvider": i["capacityProvider"],
+            "weight": i.get("weight", 0),
+            "base": i.get("base", 0),
+        }
+        for i in raw or ()
+    )
+    names = [i["capacityProvider"] for i in strategy]
+    if len(set(names)) != len(names):
+        raise InvalidParameterException(
+            "The capacity provider strategy cannot contain duplicate capacity providers."
+        )
+    if any(name not in providers for name in names):
+        raise InvalidParameterException(NOT_ASSOCIATED)
+    if sum(i["base"] > 0 for i in strategy) > 1:
+        raise InvalidParameterException(
+            "Only one capacity provider in a capacity provider strategy can have a base defined."
+        )
+    if strategy and not any(i["weight"] > 0 for i in strategy):
+        raise InvalidParameterException(
+            "At least one capacity provider in a capacity provider strategy must have a weight "
+            "greater than zero."
+        )
+    return strategy
+
+
+def check_launch(req: dict[str, Any], cluster: Cluster) -> None:
     """launchType and capacityProviderStrategy as ECS takes them on Fargate: one or the other,
-    and only Fargate capacity (miniecs has no container instances)."""
+    only Fargate capacity (miniecs has no container instances), and only providers associated
+    with the cluster."""
     launch = req.get("launchType")
     strategy = req.get("capacityProviderStrategy") or []
     if launch and strategy:
@@ -85,13 +126,7 @@ def check_launch(req: dict[str, Any]) -> None:
         )
     if launch not in (None, "FARGATE"):
         raise InvalidParameterException("No Container Instances were found in your cluster.")
-    for item in strategy:
-        if item.get("capacityProvider") not in ("FARGATE", "FARGATE_SPOT"):
-            raise InvalidParameterException(
-                "The specified capacity provider strategy cannot contain a capacity provider "
-                "that is not associated with the cluster. Associate the capacity provider "
-                "with the cluster or specify a valid capacity provider and try again."
-            )
+    capacity_strategy(strategy, cluster.capacity_providers)
 
 
 def missing(region: str, kind: str, cluster: str, ref: str) -> dict[str, str]:
@@ -211,7 +246,10 @@ class ServiceOperations:
             raise ClientException("TaskDefinition is inactive")
         desired = self._desired(req.get("desiredCount", 0))
         tags = tags_in(req.get("tags"))
-        check_launch(req)
+        check_launch(req, cluster)
+        strategy = capacity_strategy(
+            req.get("capacityProviderStrategy"), cluster.capacity_providers
+        ) or (() if req.get("launchType") else cluster.default_strategy)
         network_subnets(req.get("networkConfiguration"), td)
         existing = self.store.get_service(cluster.name, name)
         if existing is not None and existing.status != "INACTIVE":
@@ -235,6 +273,7 @@ class ServiceOperations:
             network_configuration=req.get("networkConfiguration"),
             load_balancers=load_balancers,
             launch_type=req.get("launchType") or "FARGATE",
+            capacity_provider_strategy=strategy,
             platform_version=req.get("platformVersion") or "LATEST",
             **cfg,
         )
@@ -392,7 +431,6 @@ class ServiceOperations:
             "desiredCount": service.desired_count,
             "runningCount": running,
             "pendingCount": pending,
-            "launchType": service.launch_type,
             "platformVersion": service.platform_version,
             "platformFamily": "Linux",
             "taskDefinition": service.task_definition,
@@ -421,6 +459,10 @@ class ServiceOperations:
             "propagateTags": "NONE",
             "enableExecuteCommand": False,
         }
+        if service.capacity_provider_strategy:
+            out["capacityProviderStrategy"] = list(service.capacity_provider_strategy)
+        else:
+            out["launchType"] = service.launch_type
         if include_tags:
             out["tags"] = [{"key": k, "value": v} for k, v in self.store.tags(service.arn).items()]
         return out
