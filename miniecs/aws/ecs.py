@@ -38,6 +38,7 @@ from .ecs_services import (
     NAME,
     ServiceOperations,
     capacity_strategy,
+    check_fargate,
     check_launch,
     missing,
     network_subnets,
@@ -451,6 +452,7 @@ class EcsApi(ServiceOperations, AccountSettings):
         if len(req.get("startedBy") or "") > 36:
             raise InvalidParameterException("startedBy must be at most 36 characters.")
         check_launch(req, cluster)
+        check_fargate(td, self.settings.tasks)
         tags = tags_in(req.get("tags"))
         subnets = network_subnets(req.get("networkConfiguration"), td)
         container_names = {c["name"] for c in td.containers}

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from miniecs.clock import Clock
+from miniecs.config import Settings, TaskSettings
 from miniecs.errors import (
     ClientException,
     InvalidParameterException,
@@ -19,6 +20,7 @@ from miniecs.model import Cluster, DeploymentStatus, Service, Task, TaskDefiniti
 from miniecs.model import arn as model_arn
 from miniecs.scheduler.plan import new_deployment
 from miniecs.store import Store
+from miniecs.taskdef import fargate_refusals
 
 from .protocols import paginate
 
@@ -114,6 +116,16 @@ def capacity_strategy(
     return strategy
 
 
+def check_fargate(td: TaskDefinition, settings: TaskSettings) -> None:
+    """A task definition that cannot run on Fargate is refused by RunTask and CreateService
+    with ECS's message, followed by the reason naming the field."""
+    reasons = fargate_refusals(td.document, settings)
+    if reasons:
+        raise InvalidParameterException(
+            f"Task definition does not support launch_type FARGATE. {reasons[0]}"
+        )
+
+
 def check_launch(req: dict[str, Any], cluster: Cluster) -> None:
     """launchType and capacityProviderStrategy as ECS takes them on Fargate: one or the other,
     only Fargate capacity (miniecs has no container instances), and only providers associated
@@ -145,6 +157,7 @@ class ServiceOperations:
     store: Store
     clock: Clock
     region: str
+    settings: Settings
     target_group_attached: Callable[[str], bool] | None = None
     """Set by the engine once load balancing exists: whether a target group ARN is in use by a
     load balancer (ECS refuses a service whose target group has none)."""
@@ -247,6 +260,7 @@ class ServiceOperations:
         desired = self._desired(req.get("desiredCount", 0))
         tags = tags_in(req.get("tags"))
         check_launch(req, cluster)
+        check_fargate(td, self.settings.tasks)
         strategy = capacity_strategy(
             req.get("capacityProviderStrategy"), cluster.capacity_providers
         ) or (() if req.get("launchType") else cluster.default_strategy)
@@ -299,6 +313,7 @@ class ServiceOperations:
             td = self.task_definition(req["taskDefinition"])
             if td.status != "ACTIVE":
                 raise ClientException("TaskDefinition is inactive")
+            check_fargate(td, self.settings.tasks)
             td_arn = td.arn
         if req.get("networkConfiguration") or td_arn != service.task_definition:
             network = req.get("networkConfiguration") or service.network_configuration

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from miniecs.aws.ecs_services import network_subnets
 from miniecs.errors import AwsError
 from tests.component.conftest import Harness
 from tests.component.test_tasks import FAMILY, NETWORK
@@ -40,20 +41,27 @@ async def test_awsvpc_needs_network_configuration(harness: Harness) -> None:
     assert harness.store.list_services() == []
 
 
-async def test_network_configuration_refused_for_bridge_mode(harness: Harness) -> None:
+async def test_bridge_definition_does_not_run_on_fargate(harness: Harness) -> None:
+    """A bridge-mode definition registers (compatibilities EXTERNAL, EC2, as in the aws CLI's
+    register-task-definition example) and RunTask on Fargate refuses it, naming networkMode."""
     harness.ecs.create_cluster({"clusterName": "c1"})
-    harness.ecs.register_task_definition(
+    out = harness.ecs.register_task_definition(
         {
             "family": "bridge",
             "memory": "512",
             "containerDefinitions": [{"name": "app", "image": "miniecs/workload:latest"}],
         }
     )
-    err = refused(
-        harness.ecs.run_task,
-        {"cluster": "c1", "taskDefinition": "bridge", "networkConfiguration": NETWORK},
-    )
-    assert "not valid for the given networkMode" in err.message
+    assert out["taskDefinition"]["compatibilities"] == ["EXTERNAL", "EC2"]
+    for network in (None, NETWORK):
+        req = {"cluster": "c1", "taskDefinition": "bridge"}
+        err = refused(harness.ecs.run_task, {**req, "networkConfiguration": network})
+        assert err.message.startswith("Task definition does not support launch_type FARGATE.")
+        assert "networkMode 'bridge'" in err.message
+    assert harness.store.list_tasks() == []
+    td = harness.ecs.task_definition("bridge")
+    with pytest.raises(AwsError, match="not valid for the given networkMode"):
+        network_subnets(NETWORK, td)
 
 
 async def test_attachment_subnet_is_the_requested_one(harness: Harness) -> None:
@@ -136,3 +144,44 @@ async def test_cluster_and_service_names_are_ascii(harness: Harness, name: str) 
     svc = {"cluster": "c1", "serviceName": name, "taskDefinition": "web"}
     assert "Service name" in refused(harness.ecs.create_service, {**svc, "desiredCount": 0}).message
     assert [c.name for c in harness.store.list_clusters()] == ["c1"]
+
+
+async def test_system_controls_are_applied_not_ignored(harness: Harness) -> None:
+    """Fargate's namespaced systemControls reach the containers: network ones the task's
+    network namespace (the pause container of a multi-container task), IPC ones their own."""
+    harness.ecs.create_cluster({"clusterName": "c1"})
+    keepalive = {"namespace": "net.ipv4.tcp_keepalive_time", "value": "60"}
+    shm = {"namespace": "kernel.shmmax", "value": "1000000"}
+    for family, containers in (
+        ("one", [{"name": "app", "image": "img", "systemControls": [keepalive, shm]}]),
+        (
+            "two",
+            [
+                {"name": "app", "image": "img", "systemControls": [shm]},
+                {"name": "side", "image": "img", "systemControls": [keepalive]},
+            ],
+        ),
+    ):
+        harness.ecs.register_task_definition(
+            {**FAMILY, "family": family, "containerDefinitions": containers}
+        )
+        out = harness.ecs.run_task(
+            {"cluster": "c1", "taskDefinition": family, "networkConfiguration": NETWORK}
+        )
+        task_id = out["tasks"][0]["taskArn"].rsplit("/", 1)[-1]
+        await harness.settle()
+        specs = {
+            name.rsplit("-", 1)[-1]: spec
+            for name, spec in harness.runtime.specs.items()
+            if task_id in name
+        }
+        if family == "one":
+            assert specs["app"].sysctls == {
+                "kernel.shmmax": "1000000",
+                keepalive["namespace"]: "60",
+            }
+        else:
+            assert specs["app"].sysctls == {"kernel.shmmax": "1000000"}
+            assert specs["side"].sysctls == {}
+            (pause,) = [s for n, s in specs.items() if n not in ("app", "side")]
+            assert pause.sysctls == {keepalive["namespace"]: "60"}

@@ -374,3 +374,37 @@ def test_aws_cli_speaks_to_miniecs(miniecs: Miniecs) -> None:
         env=env,
     )
     assert bad.returncode != 0 and b"ClientException" in bad.stderr
+
+
+def test_system_controls_reach_the_kernel(miniecs: Miniecs) -> None:
+    """Fargate takes namespaced systemControls; miniecs applies them (never stores and ignores
+    them): the task's network namespace and the container's IPC namespace show the values."""
+    ecs = miniecs.client()
+    ecs.create_cluster(clusterName="sys")
+    ecs.register_task_definition(
+        **{
+            **WORKLOAD,
+            "family": "tuned",
+            "containerDefinitions": [
+                {
+                    **WORKLOAD["containerDefinitions"][0],
+                    "systemControls": [
+                        {"namespace": "net.ipv4.tcp_keepalive_time", "value": "61"},
+                        {"namespace": "kernel.shmmni", "value": "2048"},
+                    ],
+                }
+            ],
+        }
+    )
+    arn = ecs.run_task(networkConfiguration=NETWORK, cluster="sys", taskDefinition="tuned")[
+        "tasks"
+    ][0]["taskArn"]
+    ecs.get_waiter("tasks_running").wait(cluster="sys", tasks=[arn], WaiterConfig={"Delay": 1})
+    task = task_of(ecs, "sys", arn)
+    container = docker_client().containers.get(task["containers"][0]["runtimeId"])
+    read = container.exec_run(
+        ["cat", "/proc/sys/net/ipv4/tcp_keepalive_time", "/proc/sys/kernel/shmmni"]
+    )
+    assert read.output.decode().split() == ["61", "2048"]
+    ecs.stop_task(cluster="sys", task=arn)
+    ecs.get_waiter("tasks_stopped").wait(cluster="sys", tasks=[arn], WaiterConfig={"Delay": 1})
