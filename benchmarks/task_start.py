@@ -17,6 +17,7 @@ import docker
 
 from miniecs import images
 from miniecs.config import ServerSettings, Settings
+from miniecs.demo import NETWORK_CONFIGURATION as NETWORK
 from miniecs.engine import Engine, EngineThread
 
 
@@ -52,7 +53,9 @@ def main(n: int = 10) -> None:
             miniecs_times = []
             for _ in range(n):
                 started = time.monotonic()
-                arn = ecs.run_task(cluster="bench", taskDefinition="web")["tasks"][0]["taskArn"]
+                arn = ecs.run_task(
+                    networkConfiguration=NETWORK, cluster="bench", taskDefinition="web"
+                )["tasks"][0]["taskArn"]
                 while True:
                     task = ecs.describe_tasks(cluster="bench", tasks=[arn])["tasks"][0]
                     if task["lastStatus"] in ("RUNNING", "STOPPED"):

@@ -64,6 +64,16 @@ TASK_DEFINITION = {
     ],
 }
 
+NETWORK_CONFIGURATION = {
+    "awsvpcConfiguration": {
+        "subnets": ["subnet-0123456789abcdef0"],
+        "securityGroups": ["sg-0123456789abcdef0"],
+        "assignPublicIp": "DISABLED",
+    }
+}
+"""What RunTask and CreateService need for an awsvpc task definition, as on AWS (the IDs are
+only echoed: miniecs puts every task on its own Docker network)."""
+
 
 @dataclass
 class LoadRun:
@@ -392,7 +402,11 @@ class Demo:
         self.ecs.create_cluster(clusterName=CLUSTER)
         self.ecs.register_task_definition(**TASK_DEFINITION)
         self.ecs.create_service(
-            cluster=CLUSTER, serviceName=SERVICE, taskDefinition="web", desiredCount=1
+            cluster=CLUSTER,
+            serviceName=SERVICE,
+            taskDefinition="web",
+            desiredCount=1,
+            networkConfiguration=NETWORK_CONFIGURATION,
         )
         started = time.monotonic()
         self.wait_stable()

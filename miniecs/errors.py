@@ -9,6 +9,7 @@ AwsError(code, message, status)             any error returned on the wire
 ├── ServiceNotFoundException
 ├── ServiceNotActiveException
 ├── ResourceNotFoundException
+├── ResourceInUseException                  ECS: a capacity provider still in use
 ├── ValidationException                     Application Auto Scaling: request refused
 ├── ObjectNotFoundException                 Application Auto Scaling: no such object
 ├── SerializationException                  malformed request body
@@ -78,6 +79,10 @@ class ServiceNotActiveException(AwsError):
 
 class ResourceNotFoundException(AwsError):
     code = "ResourceNotFoundException"
+
+
+class ResourceInUseException(AwsError):
+    code = "ResourceInUseException"
 
 
 class SerializationException(AwsError):

@@ -64,6 +64,8 @@ class Cluster:
     status: str = "ACTIVE"
     settings: tuple[tuple[str, str], ...] = (("containerInsights", "disabled"),)
     configuration: dict[str, Any] | None = None
+    capacity_providers: tuple[str, ...] = ()
+    default_strategy: tuple[dict[str, Any], ...] = ()
 
     @property
     def arn(self) -> str:
@@ -146,6 +148,8 @@ class Task:
     stopped_reason: str | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
     version: int = 1
+    subnet_id: str | None = None
+    """The subnet of the task's ENI: one of the requested awsvpc subnets."""
 
     @property
     def arn(self) -> str:
@@ -230,6 +234,8 @@ class ServiceSpec:
     load_balancers: tuple[dict[str, Any], ...] = ()
     launch_type: str = "FARGATE"
     platform_version: str = "LATEST"
+    capacity_provider_strategy: tuple[dict[str, Any], ...] = ()
+    """Set instead of launch_type when the service runs on capacity providers."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,6 +284,7 @@ class Service:
     """The PRIMARY deployment's."""
     launch_type: str = "FARGATE"
     platform_version: str = "LATEST"
+    capacity_provider_strategy: tuple[dict[str, Any], ...] = ()
     events: tuple[ServiceEvent, ...] = ()
     """Newest first, at most 100, as DescribeServices returns them."""
     launch_failures: int = 0

@@ -232,7 +232,9 @@ class Store:
             out.append(str(family))
         return out
 
-    def set_task_definition_status(self, family: str, revision: int, status: str) -> None:
+    def set_task_definition_status(
+        self, family: str, revision: int, status: str, **document_changes: Any
+    ) -> None:
         with self.db.transaction() as sql:
             row = sql.execute(
                 "SELECT data FROM task_definitions WHERE family = ? AND revision = ?",
@@ -240,7 +242,7 @@ class Store:
             ).fetchone()
             if row is None:
                 return
-            document = {**json.loads(row[0]), "status": status}
+            document = {**json.loads(row[0]), **document_changes, "status": status}
             sql.execute(
                 "UPDATE task_definitions SET status = ?, data = ? "
                 "WHERE family = ? AND revision = ?",

@@ -30,6 +30,22 @@ FARGATE_SIZES: dict[int, frozenset[int]] = {
 _FAMILY = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
 _CONTAINER_NAME = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
 _CONDITIONS = {"START", "COMPLETE", "SUCCESS", "HEALTHY"}
+FARGATE_SYSCTLS = re.compile(
+    r"kernel\.(msgmax|msgmnb|msgmni|sem|shmall|shmmax|shmmni|shm_rmid_forced)|fs\.mqueue\..+"
+    r"|net\..+"
+)
+"""systemControls Fargate takes: namespaced kernel parameters (IPC and network namespaces)."""
+FARGATE_CAPABILITIES = frozenset({"SYS_PTRACE"})
+"""The only capability Fargate lets a container add."""
+_NOT_ON_FARGATE_CONTAINER = (
+    "dockerSecurityOptions",
+    "links",
+    "hostname",
+    "extraHosts",
+    "dnsServers",
+    "dnsSearchDomains",
+)
+_NOT_ON_FARGATE_LINUX = ("tmpfs", "sharedMemorySize", "maxSwap", "swappiness")
 MIN_CONTAINER_MEMORY_MIB = 6
 DEFAULT_STOP_TIMEOUT = 30
 MAX_STOP_TIMEOUT = 120
@@ -118,12 +134,62 @@ def check_refused(c: dict[str, Any], settings: TaskSettings) -> None:
     """Refuse what Fargate refuses unless the operator allowed it."""
     name = c["name"]
     linux = c.get("linuxParameters") or {}
+    added = set((linux.get("capabilities") or {}).get("add") or ())
     if c.get("privileged") and not settings.allow_privileged:
         raise _refuse(name, "privileged", "--allow-privileged")
-    if (linux.get("capabilities") or {}).get("add") and not settings.allow_privileged:
+    if added - FARGATE_CAPABILITIES and not settings.allow_privileged:
         raise _refuse(name, "linuxParameters.capabilities.add", "--allow-privileged")
     if linux.get("devices") and not settings.allow_privileged:
         raise _refuse(name, "linuxParameters.devices", "--allow-privileged")
+
+
+def fargate_refusals(doc: dict[str, Any], settings: TaskSettings) -> list[str]:
+    """Why a task definition cannot run on Fargate, each reason naming its field, as ECS
+    words them; empty when it can. Fields the operator allowed (flags) do not count, and
+    fields miniecs would only store without applying are refused here too, never ignored."""
+    reasons = []
+    mode = doc.get("networkMode") or "bridge"
+    if mode != "awsvpc" and not (mode == "host" and settings.allow_host_network):
+        reasons.append(f"Fargate only supports network mode 'awsvpc' (networkMode '{mode}').")
+    if doc.get("ipcMode") and not (doc["ipcMode"] == "host" and settings.allow_host_network):
+        reasons.append("'ipcMode' is not supported on Fargate.")
+    if doc.get("pidMode") and not (doc["pidMode"] == "host" and settings.allow_host_network):
+        reasons.append("'pidMode' is not supported by miniecs.")
+    for v in doc.get("volumes") or ():
+        for key in (
+            "dockerVolumeConfiguration",
+            "efsVolumeConfiguration",
+            "fsxWindowsFileServerVolumeConfiguration",
+            "configuredAtLaunch",
+        ):
+            if v.get(key):
+                where = (
+                    "is not supported on Fargate"
+                    if key.startswith("docker")
+                    else ("is not emulated by miniecs")
+                )
+                reasons.append(f"Invalid setting for volume '{v.get('name')}'. '{key}' {where}.")
+    for c in doc.get("containerDefinitions") or ():
+        name = c.get("name")
+        linux = c.get("linuxParameters") or {}
+        for key in _NOT_ON_FARGATE_CONTAINER:
+            if c.get(key):
+                reasons.append(
+                    f"Invalid setting for container '{name}'. '{key}' is not supported on Fargate."
+                )
+        for key in _NOT_ON_FARGATE_LINUX:
+            if linux.get(key):
+                reasons.append(
+                    f"Invalid setting for container '{name}'. 'linuxParameters.{key}' is not "
+                    "supported on Fargate."
+                )
+        for control in c.get("systemControls") or ():
+            if not FARGATE_SYSCTLS.fullmatch(str(control.get("namespace") or "")):
+                reasons.append(
+                    f"Invalid setting for container '{name}'. 'systemControls' namespace "
+                    f"'{control.get('namespace')}' is not supported on Fargate."
+                )
+    return reasons
 
 
 def _normalise_container(
@@ -295,7 +361,9 @@ def normalise(
     fargate = "FARGATE" in requires
     network_mode = request.get("networkMode") or ("awsvpc" if fargate else "bridge")
     if fargate and network_mode != "awsvpc":
-        raise ClientException("Fargate only supports network mode 'awsvpc'.")
+        raise ClientException(
+            f"Fargate only supports network mode 'awsvpc' (networkMode '{network_mode}')."
+        )
     if network_mode == "host" and not settings.allow_host_network:
         raise ClientException(
             "networkMode 'host' is not supported on Fargate; miniecs refuses it unless started "
@@ -317,6 +385,17 @@ def normalise(
     volumes = list(request.get("volumes") or [])
     _check_volumes(volumes, settings)
     cpu, memory = _check_sizes(request, containers, fargate)
+    off_fargate = fargate_refusals({**request, "networkMode": network_mode}, settings)
+    if fargate and off_fargate:
+        raise ClientException(off_fargate[0])
+    # As ECS lists them (aws CLI examples: ["EXTERNAL", "EC2"] for a bridge definition).
+    fargate_sized = cpu is not None and memory in FARGATE_SIZES.get(cpu, frozenset())
+    if network_mode != "awsvpc":
+        compatibilities = ["EXTERNAL", "EC2"]
+    elif off_fargate or not fargate_sized:
+        compatibilities = ["EC2"]
+    else:
+        compatibilities = ["EC2", "FARGATE"]
 
     doc: dict[str, Any] = {
         "taskDefinitionArn": (
@@ -330,7 +409,7 @@ def normalise(
         "status": "ACTIVE",
         "requiresAttributes": [],
         "placementConstraints": list(request.get("placementConstraints") or []),
-        "compatibilities": ["EC2", "FARGATE"] if network_mode == "awsvpc" else ["EC2"],
+        "compatibilities": compatibilities,
         "registeredAt": registered_at,
         "registeredBy": f"arn:aws:iam::{ACCOUNT_ID}:root",
     }

@@ -51,7 +51,13 @@ def run(endpoint: str, timeout: float) -> None:
     arn = ecs.register_task_definition(**TASK_DEFINITION)["taskDefinition"]["taskDefinitionArn"]
     step(f"registered {arn}", started)
     try:
-        ecs.create_service(cluster=CLUSTER, serviceName=SERVICE, taskDefinition=arn, desiredCount=1)
+        ecs.create_service(
+            cluster=CLUSTER,
+            serviceName=SERVICE,
+            taskDefinition=arn,
+            desiredCount=1,
+            networkConfiguration={"awsvpcConfiguration": {"subnets": ["subnet-0123456789abcdef0"]}},
+        )
         ecs.get_waiter("services_stable").wait(
             cluster=CLUSTER,
             services=[SERVICE],

@@ -35,6 +35,7 @@ LOAD_BALANCER_ATTRIBUTES: dict[str, str] = {
     "access_logs.s3.enabled": "false",
     "access_logs.s3.bucket": "",
     "access_logs.s3.prefix": "",
+    "load_balancing.cross_zone.enabled": "true",
 }
 """Load-balancer attributes and their defaults (DescribeLoadBalancerAttributes)."""
 

@@ -7,6 +7,7 @@ calls them before it writes anything, so a refused request changes nothing.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable
 from typing import Any
@@ -27,6 +28,14 @@ CONDITION_FIELDS = {
     "http-request-method": "HttpRequestMethodConfig",
     "query-string": "QueryStringConfig",
     "source-ip": "SourceIpConfig",
+}
+MAX_CONDITION_VALUE = 128
+"""Characters in one host-header, path-pattern, http-header or query-string value (ELB's
+"Rule condition types")."""
+_CONDITION_CHARS = {
+    "host-header": re.compile(r"[A-Za-z0-9.*?-]+"),
+    "path-pattern": re.compile(r"[A-Za-z0-9_.$/~\"'@:+&*?=%-]+"),
+    "http-request-method": re.compile(r"[A-Z_-]{1,40}"),
 }
 CONTENT_TYPES = (
     "text/plain",
@@ -139,6 +148,11 @@ def load_balancer_attributes(attrs: dict[str, str], known: dict[str, str]) -> No
     for key, value in attrs.items():
         if key not in known:
             raise ValidationError(f"Load balancer attribute key '{key}' is not recognized")
+        if key == "load_balancing.cross_zone.enabled" and value != "true":
+            raise InvalidConfigurationRequest(
+                "Cross-zone load balancing is always on for Application Load Balancers: "
+                "'load_balancing.cross_zone.enabled' can only be 'true'"
+            )
         if key == "idle_timeout.timeout_seconds":
             if not value.isdigit() or not 1 <= int(value) <= 4000:
                 raise ValidationError(
@@ -284,6 +298,7 @@ def conditions(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if not values:
             raise ValidationError(f"A '{field}' condition requires at least one value")
         total += len(values)
+        _condition_values(field, config, values)
         normalised: dict[str, Any] = {"Field": field}
         if field == "http-header":
             if not config.get("HttpHeaderName"):
@@ -298,6 +313,56 @@ def conditions(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     if total > 5:
         raise ValidationError("A rule can only have '5' condition values")
     return out
+
+
+def _condition_values(field: str, config: dict[str, Any], values: list[Any]) -> None:
+    """Each value within ELB's length and character rules for its condition type."""
+    if field == "http-header" and len(str(config.get("HttpHeaderName", ""))) > 40:
+        raise ValidationError("The 'http-header' condition's HttpHeaderName can be 40 characters")
+    for value in values:
+        if field == "query-string":
+            texts = [str(value.get("Key") or ""), str(value.get("Value") or "")]
+            if not texts[1]:
+                raise ValidationError("A 'query-string' condition value needs a 'Value'")
+        elif field == "source-ip":
+            try:
+                ipaddress.ip_network(str(value), strict=False)
+            except ValueError:
+                raise ValidationError(
+                    f"The 'source-ip' condition value '{value}' is not a valid CIDR block"
+                ) from None
+            continue
+        else:
+            texts = [str(value)]
+        for text in texts:
+            if len(text) > MAX_CONDITION_VALUE:
+                raise ValidationError(
+                    f"A '{field}' condition value can be at most {MAX_CONDITION_VALUE} characters"
+                )
+            chars = _CONDITION_CHARS.get(field)
+            if chars is not None and not chars.fullmatch(text):
+                raise ValidationError(
+                    f"The '{field}' condition value '{text}' contains characters that are "
+                    "not allowed"
+                )
+
+
+IP_ADDRESS_TYPES = ("ipv4", "dualstack", "dualstack-without-public-ipv4")
+
+
+def ip_address_type(value: str, scheme: str) -> str:
+    """An Application Load Balancer's IpAddressType, checked against its scheme."""
+    if value not in IP_ADDRESS_TYPES:
+        raise ValidationError(
+            f"1 validation error detected: Value '{value}' at 'ipAddressType' failed to satisfy "
+            f"constraint: Member must satisfy enum value set: [{', '.join(IP_ADDRESS_TYPES)}]"
+        )
+    if value == "dualstack-without-public-ipv4" and scheme == "internal":
+        raise InvalidConfigurationRequest(
+            "IP address type 'dualstack-without-public-ipv4' is not supported for internal "
+            "load balancers"
+        )
+    return value
 
 
 def priority(value: int) -> None:

@@ -214,6 +214,7 @@ def evaluate(alarm: Alarm, metrics: MetricStore, now: float) -> AlarmEvaluation:
         state=state,
         state_reason=reason if changed else alarm.state_reason,
         state_updated_at=now if changed else alarm.state_updated_at,
+        state_reason_data=None if changed else alarm.state_reason_data,
         evaluated_until=end,
     )
     return AlarmEvaluation(updated, points, changed)

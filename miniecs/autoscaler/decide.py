@@ -116,7 +116,8 @@ def _target_tracking(s: Situation, pi: PolicyInput) -> Proposal:
     out_cooldown = float(cfg.get("ScaleOutCooldown", DEFAULT_COOLDOWN))
     in_cooldown = float(cfg.get("ScaleInCooldown", DEFAULT_COOLDOWN))
     scale_in_enabled = not cfg.get("DisableScaleIn", False)
-    if high.state is AlarmState.ALARM and high.latest is not None:
+    # DisableAlarmActions on a policy's alarm stops what it would do, as on AWS.
+    if high.state is AlarmState.ALARM and high.latest is not None and high.alarm.actions_enabled:
         metric = high.latest.value
         base = _base(s)
         # From zero tasks (a metric such as request count can still be non-zero) the
@@ -152,7 +153,12 @@ def _target_tracking(s: Situation, pi: PolicyInput) -> Proposal:
         return Proposal(
             policy.name, Direction.NONE, None, why, formula, vetoes_scale_in=scale_in_enabled
         )
-    if low.state is AlarmState.ALARM and low.latest is not None and scale_in_enabled:
+    if (
+        low.state is AlarmState.ALARM
+        and low.latest is not None
+        and scale_in_enabled
+        and low.alarm.actions_enabled
+    ):
         metric = low.latest.value
         raw = math.ceil(round(s.desired * metric / target, 9))
         new = clamp(raw, lo, hi)

@@ -132,6 +132,10 @@ class Alarm:
     state_updated_at: float = 0.0
     evaluated_until: float = 0.0
     """End of the last period evaluated; the next evaluation waits for the next period end."""
+    datapoints_to_alarm_given: bool = True
+    """Whether DatapointsToAlarm was set (CloudWatch omits it from DescribeAlarms otherwise)."""
+    state_reason_data: str | None = None
+    """StateReasonData of the last SetAlarmState, until the next evaluation changes the state."""
 
     @property
     def arn(self) -> str:

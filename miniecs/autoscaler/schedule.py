@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from aws_croniter import AwsCroniter
 
 from miniecs.autoscaler.model import ScheduledAction
 
@@ -21,18 +24,6 @@ _RATE_UNITS = {
     "day": 86400,
     "days": 86400,
 }
-_MONTHS = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"]
-_DAYS = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"]
-_FIELDS = (  # name, low, high, names
-    ("Minutes", 0, 59, ()),
-    ("Hours", 0, 23, ()),
-    ("Day-of-month", 1, 31, ()),
-    ("Month", 1, 12, _MONTHS),
-    ("Day-of-week", 1, 7, _DAYS),
-    ("Year", 1970, 2199, ()),
-)
-MAX_CRON_SCAN = 366 * 24 * 60
-"""Minutes a cron expression is searched ahead before it is taken to never run."""
 
 
 class ScheduleError(ValueError):
@@ -63,48 +54,32 @@ def _rate(expr: str) -> float:
     return int(m.group(1)) * _RATE_UNITS[m.group(2)]
 
 
-def _field(text: str, index: int) -> frozenset[int] | None:
-    """The values a cron field allows; None means any."""
-    name, lo, hi, names = _FIELDS[index]
-    if text in ("*", "?"):
+@lru_cache(maxsize=256)
+def _cron(expr: str) -> AwsCroniter:
+    """AWS's cron dialect (six fields with a year; `?` in exactly one of the day fields; `L`,
+    `W` and `#`), parsed by aws-croniter, which implements AWS's grammar."""
+    try:
+        return AwsCroniter(expr)
+    except Exception as exc:  # the parser's errors are ValueErrors, but any refusal is ours
+        raise ScheduleError(f"Invalid cron expression: cron({expr}). {exc}") from None
+
+
+@lru_cache(maxsize=1024)
+def _cron_next(expr: str, timezone: str | None, after: float) -> float | None:
+    """The first minute strictly after `after` that `expr` matches on the wall clock of
+    `timezone`, or None when it never matches again."""
+    tz = zone(timezone)
+    local = dt.datetime.fromtimestamp(after, tz).replace(tzinfo=None)
+    # aws-croniter works in UTC: give it the zone's wall-clock time as if it were UTC.
+    try:
+        (found,) = _cron(expr).get_next(local.replace(tzinfo=dt.UTC))
+    except ScheduleError:
+        raise
+    except Exception:
         return None
-
-    def number(token: str) -> int:
-        if token.upper() in names:
-            return names.index(token.upper()) + lo
-        if not token.isdigit() or not lo <= int(token) <= hi:
-            raise ScheduleError(f"Invalid cron expression: {name} field value {token!r}")
-        return int(token)
-
-    out: set[int] = set()
-    for part in text.split(","):
-        span, _, step_text = part.partition("/")
-        step = int(step_text) if step_text.isdigit() and int(step_text) > 0 else None
-        if step_text and step is None:
-            raise ScheduleError(f"Invalid cron expression: {name} field value {part!r}")
-        if span == "*":
-            first, last = lo, hi
-        elif "-" in span:
-            a, b = span.split("-", 1)
-            first, last = number(a), number(b)
-        else:
-            first = number(span)
-            last = hi if step else first
-        out.update(range(first, last + 1, step or 1))
-    return frozenset(out)
-
-
-def _cron(expr: str) -> tuple[frozenset[int] | None, ...]:
-    parts = expr.split()
-    if len(parts) != 6:
-        raise ScheduleError(f"Invalid cron expression: cron({expr}) needs six fields")
-    return tuple(_field(p, i) for i, p in enumerate(parts))
-
-
-def _matches(fields: tuple[frozenset[int] | None, ...], t: dt.datetime) -> bool:
-    dow = (t.isoweekday() % 7) + 1  # SUN=1 ... SAT=7
-    values = (t.minute, t.hour, t.day, t.month, dow, t.year)
-    return all(f is None or v in f for f, v in zip(fields, values, strict=True))
+    if found is None:
+        return None
+    return float(found.replace(tzinfo=None).replace(tzinfo=tz).timestamp())
 
 
 def validate(schedule: str, timezone: str | None = None) -> None:
@@ -140,14 +115,7 @@ def next_run(action: ScheduledAction, after: float) -> float | None:
         periods = int((after - start) // interval) + 1
         result = start + periods * interval
     else:
-        fields = _cron(body)
-        minute = dt.datetime.fromtimestamp(after, tz).replace(second=0, microsecond=0)
-        result = None
-        for _ in range(MAX_CRON_SCAN):
-            minute += dt.timedelta(minutes=1)
-            if _matches(fields, minute):
-                result = minute.timestamp()
-                break
+        result = _cron_next(body, action.timezone, after)
     if result is not None and action.end_time is not None and result > action.end_time:
         return None
     return result

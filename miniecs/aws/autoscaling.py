@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import math
 import re
 import uuid
@@ -27,6 +28,7 @@ from miniecs.autoscaler.model import (
     DIMENSION,
     NAMESPACE,
     Alarm,
+    AlarmState,
     PolicyType,
     ScalableTarget,
     ScalingPolicy,
@@ -572,6 +574,7 @@ class ScalingAlarms:
             insufficient_data_actions=tuple(req.get("InsufficientDataActions") or ()),
             actions_enabled=req.get("ActionsEnabled", True),
             state_updated_at=now,
+            datapoints_to_alarm_given=req.get("DatapointsToAlarm") is not None,
         )
         if existing is not None:
             # An update replaces the configuration and leaves the state as it is until the
@@ -613,6 +616,63 @@ class ScalingAlarms:
             "NextToken": token,
         }
 
+    def describe_alarms_for_metric(self, request: dict[str, Any]) -> dict[str, Any]:
+        """The metric alarms on one metric, narrowed by whatever else the request gives."""
+        req = request
+        dims = req.get("Dimensions")
+        wanted = None if dims is None else tuple(sorted((d["Name"], d["Value"]) for d in dims))
+        alarms = [
+            alarm_shape(a)
+            for a in self.scaling.list_alarms()
+            if a.metric_name == req["MetricName"]
+            and a.namespace == req["Namespace"]
+            and (wanted is None or a.dimensions == wanted)
+            and req.get("Statistic") in (None, a.statistic)
+            and req.get("Period") in (None, a.period)
+            and req.get("Unit") in (None, a.unit)
+            and req.get("ExtendedStatistic") is None
+        ]
+        return {"MetricAlarms": alarms}
+
+    def set_alarm_state(self, request: dict[str, Any]) -> None:
+        """Set the state until the next evaluation, as CloudWatch does (for testing actions)."""
+        alarm = self.scaling.get_alarm(request["AlarmName"])
+        if alarm is None:
+            raise AwsError(
+                f"Alarm {request['AlarmName']} does not exist", code="ResourceNotFound", status=404
+            )
+        data = request.get("StateReasonData")
+        if data is not None:
+            try:
+                json.loads(data)
+            except ValueError:
+                raise AwsError("StateReasonData is not valid JSON.", code="InvalidFormat") from None
+        try:
+            state = AlarmState(request["StateValue"])
+        except ValueError:
+            raise AwsError(
+                f"Value '{request['StateValue']}' at 'stateValue' failed to satisfy constraint: "
+                "Member must satisfy enum value set: [INSUFFICIENT_DATA, ALARM, OK]",
+                code="ValidationError",
+            ) from None
+        self.scaling.put_alarm(
+            dataclasses.replace(
+                alarm,
+                state=state,
+                state_reason=request["StateReason"],
+                state_reason_data=data,
+                state_updated_at=self.clock.now(),
+            )
+        )
+
+    def set_alarm_actions(self, names: Iterable[str], enabled: bool) -> None:
+        """EnableAlarmActions/DisableAlarmActions: names that match no alarm are ignored, as
+        CloudWatch ignores them."""
+        for name in names:
+            alarm = self.scaling.get_alarm(name)
+            if alarm is not None:
+                self.scaling.put_alarm(dataclasses.replace(alarm, actions_enabled=enabled))
+
     def delete_alarms(self, request: dict[str, Any]) -> None:
         names: Iterable[str] = request.get("AlarmNames") or ()
         missing = [n for n in names if self.scaling.get_alarm(n) is None]
@@ -634,6 +694,7 @@ def alarm_shape(a: Alarm) -> dict[str, Any]:
         "InsufficientDataActions": list(a.insufficient_data_actions),
         "StateValue": a.state.value,
         "StateReason": a.state_reason,
+        "StateReasonData": a.state_reason_data,
         "StateUpdatedTimestamp": a.state_updated_at,
         "StateTransitionedTimestamp": a.state_updated_at,
         "MetricName": a.metric_name,
@@ -643,7 +704,7 @@ def alarm_shape(a: Alarm) -> dict[str, Any]:
         "Period": a.period,
         "Unit": a.unit,
         "EvaluationPeriods": a.evaluation_periods,
-        "DatapointsToAlarm": a.datapoints_to_alarm,
+        "DatapointsToAlarm": a.datapoints_to_alarm if a.datapoints_to_alarm_given else None,
         "Threshold": a.threshold,
         "ComparisonOperator": a.comparison,
     }

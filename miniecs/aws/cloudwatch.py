@@ -71,6 +71,12 @@ class AlarmSource(Protocol):
 
     def delete_alarms(self, request: dict[str, Any]) -> None: ...
 
+    def describe_alarms_for_metric(self, request: dict[str, Any]) -> dict[str, Any]: ...
+
+    def set_alarm_state(self, request: dict[str, Any]) -> None: ...
+
+    def set_alarm_actions(self, names: Sequence[str], enabled: bool) -> None: ...
+
 
 def input_error(report: str) -> AwsError:
     """The error a request that does not fit CloudWatch's input shapes gets (from botocore's
@@ -480,4 +486,19 @@ class CloudWatchApi:
 
     def delete_alarms(self, req: dict[str, Any]) -> dict[str, Any]:
         self._alarm_source().delete_alarms(req)
+        return {}
+
+    def describe_alarms_for_metric(self, req: dict[str, Any]) -> dict[str, Any]:
+        return self._alarm_source().describe_alarms_for_metric(req)
+
+    def set_alarm_state(self, req: dict[str, Any]) -> dict[str, Any]:
+        self._alarm_source().set_alarm_state(req)
+        return {}
+
+    def enable_alarm_actions(self, req: dict[str, Any]) -> dict[str, Any]:
+        self._alarm_source().set_alarm_actions(req["AlarmNames"], True)
+        return {}
+
+    def disable_alarm_actions(self, req: dict[str, Any]) -> dict[str, Any]:
+        self._alarm_source().set_alarm_actions(req["AlarmNames"], False)
         return {}

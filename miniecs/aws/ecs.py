@@ -16,6 +16,7 @@ from miniecs.errors import (
     ClusterContainsTasksException,
     ClusterNotFoundException,
     InvalidParameterException,
+    ResourceInUseException,
     ResourceNotFoundException,
 )
 from miniecs.model import (
@@ -31,14 +32,21 @@ from miniecs.taskdef import normalise, parse_cpu, parse_memory
 from miniecs.tasks.plan import request_stop
 from miniecs.tasks.records import new_task
 
-from .ecs_services import ServiceOperations, missing
+from .ecs_account import AccountSettings
+from .ecs_services import (
+    FARGATE_PROVIDERS,
+    NAME,
+    ServiceOperations,
+    capacity_strategy,
+    check_fargate,
+    check_launch,
+    missing,
+    network_subnets,
+    tags_in,
+)
 from .protocols import paginate
 
 INSIGHTS_VALUES = ("enabled", "disabled", "enhanced")
-
-
-def _tags_in(tags: Iterable[dict[str, str]] | None) -> dict[str, str]:
-    return {t["key"]: t.get("value", "") for t in tags or []}
 
 
 def _tags_out(tags: dict[str, str]) -> list[dict[str, str]]:
@@ -50,7 +58,7 @@ def _name_of(ref: str) -> str:
     return ref.rsplit("/", 1)[-1] if ref.startswith("arn:") else ref
 
 
-class EcsApi(ServiceOperations):
+class EcsApi(ServiceOperations, AccountSettings):
     def __init__(
         self,
         store: Store,
@@ -105,8 +113,8 @@ class EcsApi(ServiceOperations):
             ),
             "statistics": [],
             "settings": [{"name": n, "value": v} for n, v in cluster.settings],
-            "capacityProviders": ["FARGATE", "FARGATE_SPOT"],
-            "defaultCapacityProviderStrategy": [],
+            "capacityProviders": list(cluster.capacity_providers),
+            "defaultCapacityProviderStrategy": list(cluster.default_strategy),
         }
         if cluster.configuration:
             shape["configuration"] = cluster.configuration
@@ -117,9 +125,10 @@ class EcsApi(ServiceOperations):
     def task_shape(self, task: Task, include_tags: bool = False) -> dict[str, Any]:
         eni = f"eni-{task.task_id[:17]}"
         details = [
-            {"name": "subnetId", "value": "subnet-miniecs"},
             {"name": "networkInterfaceId", "value": eni},
         ]
+        if task.subnet_id:
+            details.insert(0, {"name": "subnetId", "value": task.subnet_id})
         if task.mac_address:
             details.append({"name": "macAddress", "value": task.mac_address})
         if task.private_ip:
@@ -220,7 +229,11 @@ class EcsApi(ServiceOperations):
     def _settings(
         self, raw: list[dict[str, str]] | None, base: Cluster | None
     ) -> tuple[tuple[str, str], ...]:
-        settings = dict(base.settings) if base else {"containerInsights": "disabled"}
+        settings = (
+            dict(base.settings)
+            if base
+            else {"containerInsights": self.effective("containerInsights")}
+        )
         for s in raw or []:
             if s.get("name") != "containerInsights":
                 raise InvalidParameterException(f"Unsupported cluster setting: {s.get('name')}.")
@@ -233,23 +246,30 @@ class EcsApi(ServiceOperations):
 
     def create_cluster(self, req: dict[str, Any]) -> dict[str, Any]:
         name = req.get("clusterName") or "default"
-        if not all(ch.isalnum() or ch in "-_" for ch in name) or len(name) > 255:
+        if not NAME.fullmatch(name):
             raise InvalidParameterException(
                 "Cluster name should be between 1 and 255 characters and contain only letters, "
                 "numbers, hyphens and underscores."
             )
+        tags = tags_in(req.get("tags"))
         existing = self.store.get_cluster(name)
         if existing is not None and existing.status == "ACTIVE":
             return {"cluster": self.cluster_shape(existing, ["TAGS"])}
+        self._no_service_connect(req)
+        providers = self._providers(req.get("capacityProviders"))
         cluster = Cluster(
             name=name,
             region=self.region,
             settings=self._settings(req.get("settings"), None),
             configuration=req.get("configuration"),
+            capacity_providers=providers,
+            default_strategy=capacity_strategy(
+                req.get("defaultCapacityProviderStrategy"), providers
+            ),
         )
         self.store.put_cluster(cluster)
-        if req.get("tags"):
-            self.store.tag(cluster.arn, _tags_in(req["tags"]))
+        if tags:
+            self.store.tag(cluster.arn, tags)
         return {"cluster": self.cluster_shape(cluster, ["TAGS"])}
 
     def describe_clusters(self, req: dict[str, Any]) -> dict[str, Any]:
@@ -291,16 +311,60 @@ class EcsApi(ServiceOperations):
         self.store.put_cluster(cluster)
         return {"cluster": self.cluster_shape(cluster)}
 
+    def _providers(self, raw: list[str] | None) -> tuple[str, ...]:
+        providers = tuple(dict.fromkeys(raw or ()))
+        for name in providers:
+            if name not in FARGATE_PROVIDERS:
+                raise InvalidParameterException(
+                    f"The specified capacity provider '{name}' does not exist. Specify a valid "
+                    "capacity provider and try again."
+                )
+        return providers
+
+    def _no_service_connect(self, req: dict[str, Any]) -> None:
+        if req.get("serviceConnectDefaults"):
+            raise InvalidParameterException(
+                "miniecs does not emulate Service Connect (Cloud Map namespaces)."
+            )
+
+    def put_cluster_capacity_providers(self, req: dict[str, Any]) -> dict[str, Any]:
+        cluster = self.cluster(req["cluster"])
+        providers = self._providers(req["capacityProviders"])
+        strategy = capacity_strategy(req["defaultCapacityProviderStrategy"], providers)
+        for service in self.store.list_services(cluster.name):
+            used = {i["capacityProvider"] for i in service.capacity_provider_strategy}
+            if service.status == "ACTIVE" and not used <= set(providers):
+                raise ResourceInUseException(
+                    "The specified capacity provider is in use and cannot be removed."
+                )
+        cluster = dataclasses.replace(
+            cluster, capacity_providers=providers, default_strategy=strategy
+        )
+        self.store.put_cluster(cluster)
+        return {"cluster": self.cluster_shape(cluster, ["TAGS"])}
+
+    def update_cluster(self, req: dict[str, Any]) -> dict[str, Any]:
+        cluster = self.cluster(req["cluster"])
+        self._no_service_connect(req)
+        changes: dict[str, Any] = {}
+        if req.get("settings") is not None:
+            changes["settings"] = self._settings(req["settings"], cluster)
+        if req.get("configuration") is not None:
+            changes["configuration"] = req["configuration"]
+        cluster = dataclasses.replace(cluster, **changes)
+        self.store.put_cluster(cluster)
+        return {"cluster": self.cluster_shape(cluster, ["TAGS"])}
+
     # task definitions -----------------------------------------------------------------------
     def register_task_definition(self, req: dict[str, Any]) -> dict[str, Any]:
         now = self.clock.now()
+        tags = tags_in(req.get("tags"))
         # Validate once before taking the family's revision, so a refusal stores nothing.
         normalise(req, 1, self.region, now, self.settings.tasks)
         td = self.store.register_task_definition(
             req["family"],
             lambda rev: normalise(req, rev, self.region, now, self.settings.tasks),
         )
-        tags = _tags_in(req.get("tags"))
         if tags:
             self.store.tag(td.arn, tags)
         return {"taskDefinition": td.document, "tags": _tags_out(tags)}
@@ -337,9 +401,44 @@ class EcsApi(ServiceOperations):
                 "The specified task definition identifier is invalid. Specify a valid revision."
             )
         td = self.task_definition(ref)
-        self.store.set_task_definition_status(td.family, td.revision, "INACTIVE")
-        document = {**td.document, "status": "INACTIVE", "deregisteredAt": self.clock.now()}
-        return {"taskDefinition": document}
+        if td.status != "ACTIVE":
+            # ECS answers an already deregistered revision as it stands.
+            return {"taskDefinition": td.document}
+        now = self.clock.now()
+        self.store.set_task_definition_status(
+            td.family, td.revision, "INACTIVE", deregisteredAt=now
+        )
+        return {"taskDefinition": {**td.document, "status": "INACTIVE", "deregisteredAt": now}}
+
+    def delete_task_definitions(self, req: dict[str, Any]) -> dict[str, Any]:
+        """Only INACTIVE revisions can be deleted; they stay visible as DELETE_IN_PROGRESS."""
+        refs = req["taskDefinitions"]
+        if not 1 <= len(refs) <= 10:
+            raise InvalidParameterException("taskDefinitions must contain 1 to 10 items.")
+        deleted, failures = [], []
+        for ref in refs:
+            name = ref.rsplit("/", 1)[-1]
+            try:
+                if ":" not in name:
+                    raise ClientException("The specified task definition identifier is invalid.")
+                td = self.task_definition(ref)
+            except ClientException:
+                failures.append(
+                    {"arn": ref, "reason": "The specified task definition does not exist."}
+                )
+                continue
+            if td.status == "ACTIVE":
+                failures.append(
+                    {
+                        "arn": td.arn,
+                        "reason": "The specified task definition is still in ACTIVE status. "
+                        "Please deregister the target and try again.",
+                    }
+                )
+                continue
+            self.store.set_task_definition_status(td.family, td.revision, "DELETE_IN_PROGRESS")
+            deleted.append({**td.document, "status": "DELETE_IN_PROGRESS"})
+        return {"taskDefinitions": deleted, "failures": failures}
 
     # tasks ----------------------------------------------------------------------------------
     def run_task(self, req: dict[str, Any]) -> dict[str, Any]:
@@ -352,6 +451,10 @@ class EcsApi(ServiceOperations):
             raise InvalidParameterException("count must be between 1 and 10.")
         if len(req.get("startedBy") or "") > 36:
             raise InvalidParameterException("startedBy must be at most 36 characters.")
+        check_launch(req, cluster)
+        check_fargate(td, self.settings.tasks)
+        tags = tags_in(req.get("tags"))
+        subnets = network_subnets(req.get("networkConfiguration"), td)
         container_names = {c["name"] for c in td.containers}
         overrides = dict(req.get("overrides") or {})
         if overrides.get("cpu"):
@@ -374,10 +477,11 @@ class EcsApi(ServiceOperations):
                 group=req.get("group"),
                 started_by=req.get("startedBy"),
                 overrides=overrides,
+                subnets=subnets,
             )
             self.store.put_task(task)
-            if req.get("tags"):
-                self.store.tag(task.arn, _tags_in(req["tags"]))
+            if tags:
+                self.store.tag(task.arn, tags)
             tasks.append(self.task_shape(task, include_tags=True))
         return {"tasks": tasks, "failures": []}
 
@@ -394,6 +498,8 @@ class EcsApi(ServiceOperations):
 
     def describe_tasks(self, req: dict[str, Any]) -> dict[str, Any]:
         cluster = self.cluster(req.get("cluster"))
+        if not req["tasks"]:
+            raise InvalidParameterException("Tasks cannot be empty.")
         if len(req["tasks"]) > 100:
             raise InvalidParameterException("At most 100 tasks can be described at once.")
         include_tags = "TAGS" in (req.get("include") or [])
@@ -446,11 +552,13 @@ class EcsApi(ServiceOperations):
 
     def tag_resource(self, req: dict[str, Any]) -> dict[str, Any]:
         self._check_resource(req["resourceArn"])
-        self.store.tag(req["resourceArn"], _tags_in(req["tags"]))
+        tags = tags_in(req["tags"], self.store.tags(req["resourceArn"]))
+        self.store.tag(req["resourceArn"], tags)
         return {}
 
     def untag_resource(self, req: dict[str, Any]) -> dict[str, Any]:
         self._check_resource(req["resourceArn"])
+        tags_in([{"key": k} for k in req["tagKeys"]])
         self.store.untag(req["resourceArn"], list(req["tagKeys"]))
         return {}
 

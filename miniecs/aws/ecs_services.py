@@ -4,10 +4,12 @@ DeleteService. They write the service's desired state; the scheduler does the re
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable
 from typing import Any
 
 from miniecs.clock import Clock
+from miniecs.config import Settings, TaskSettings
 from miniecs.errors import (
     ClientException,
     InvalidParameterException,
@@ -26,11 +28,125 @@ from miniecs.model import (
 )
 from miniecs.model import arn as model_arn
 from miniecs.store import Store
+from miniecs.taskdef import fargate_refusals
 
 from .protocols import paginate
 
 MAX_DESCRIBE = 10
 MAX_TARGET_GROUPS = 5
+NAME = re.compile(r"[A-Za-z0-9_-]{1,255}")
+"""Cluster and service names: ASCII letters, digits, hyphens and underscores (ECS refuses
+other letters; botocore's model has no pattern for them)."""
+
+
+def network_subnets(network: dict[str, Any] | None, td: TaskDefinition) -> tuple[str, ...]:
+    """The subnets of a RunTask/CreateService `networkConfiguration`, checked as ECS checks it
+    against the task definition's network mode."""
+    awsvpc = (network or {}).get("awsvpcConfiguration")
+    if td.document.get("networkMode") != "awsvpc":
+        if awsvpc:
+            raise InvalidParameterException(
+                "Network Configuration is not valid for the given networkMode of this task "
+                "definition."
+            )
+        return ()
+    if not awsvpc:
+        raise InvalidParameterException(
+            "Network Configuration must be provided when networkMode 'awsvpc' is specified."
+        )
+    subnets = tuple(awsvpc.get("subnets") or ())
+    if not subnets:
+        raise InvalidParameterException("subnets can not be empty.")
+    if len(subnets) > 16:
+        raise InvalidParameterException("subnets can have at most 16 items.")
+    if len(awsvpc.get("securityGroups") or ()) > 5:
+        raise InvalidParameterException("securityGroups can have at most 5 items.")
+    return subnets
+
+
+MAX_TAGS = 50
+
+
+def tags_in(
+    tags: list[dict[str, str]] | None, existing: dict[str, str] | None = None
+) -> dict[str, str]:
+    """ECS tags as a dict, refused as ECS refuses them beyond what botocore's model checks:
+    the reserved `aws:` prefix (any case) and 50 tags per resource in all."""
+    out = {t["key"]: t.get("value", "") for t in tags or []}
+    if any(k.lower().startswith("aws:") for k in out):
+        raise InvalidParameterException(
+            "Tag keys starting with 'aws:' are reserved for internal use."
+        )
+    if len({**(existing or {}), **out}) > MAX_TAGS:
+        raise InvalidParameterException(
+            f"The number of tags on a resource cannot exceed {MAX_TAGS}."
+        )
+    return out
+
+
+FARGATE_PROVIDERS = ("FARGATE", "FARGATE_SPOT")
+NOT_ASSOCIATED = (
+    "The specified capacity provider strategy cannot contain a capacity provider that is not "
+    "associated with the cluster. Associate the capacity provider with the cluster or specify a "
+    "valid capacity provider and try again."
+)
+
+
+def capacity_strategy(
+    raw: list[dict[str, Any]] | None, providers: tuple[str, ...]
+) -> tuple[dict[str, Any], ...]:
+    """A capacity provider strategy checked as ECS checks it against the cluster's providers,
+    with AWS's defaults (weight 0, base 0) filled in."""
+    strategy = tuple(
+        {
+            "capacityProvider": i["capacityProvider"],
+            "weight": i.get("weight", 0),
+            "base": i.get("base", 0),
+        }
+        for i in raw or ()
+    )
+    names = [i["capacityProvider"] for i in strategy]
+    if len(set(names)) != len(names):
+        raise InvalidParameterException(
+            "The capacity provider strategy cannot contain duplicate capacity providers."
+        )
+    if any(name not in providers for name in names):
+        raise InvalidParameterException(NOT_ASSOCIATED)
+    if sum(i["base"] > 0 for i in strategy) > 1:
+        raise InvalidParameterException(
+            "Only one capacity provider in a capacity provider strategy can have a base defined."
+        )
+    if strategy and not any(i["weight"] > 0 for i in strategy):
+        raise InvalidParameterException(
+            "At least one capacity provider in a capacity provider strategy must have a weight "
+            "greater than zero."
+        )
+    return strategy
+
+
+def check_fargate(td: TaskDefinition, settings: TaskSettings) -> None:
+    """A task definition that cannot run on Fargate is refused by RunTask and CreateService
+    with ECS's message, followed by the reason naming the field."""
+    reasons = fargate_refusals(td.document, settings)
+    if reasons:
+        raise InvalidParameterException(
+            f"Task definition does not support launch_type FARGATE. {reasons[0]}"
+        )
+
+
+def check_launch(req: dict[str, Any], cluster: Cluster) -> None:
+    """launchType and capacityProviderStrategy as ECS takes them on Fargate: one or the other,
+    only Fargate capacity (miniecs has no container instances), and only providers associated
+    with the cluster."""
+    launch = req.get("launchType")
+    strategy = req.get("capacityProviderStrategy") or []
+    if launch and strategy:
+        raise InvalidParameterException(
+            "Specifying both a launchType and capacityProviderStrategy is not supported."
+        )
+    if launch not in (None, "FARGATE"):
+        raise InvalidParameterException("No Container Instances were found in your cluster.")
+    capacity_strategy(strategy, cluster.capacity_providers)
 
 
 def missing(region: str, kind: str, cluster: str, ref: str) -> dict[str, str]:
@@ -49,6 +165,7 @@ class ServiceOperations:
     store: Store
     clock: Clock
     region: str
+    settings: Settings
     target_group_attached: Callable[[str], bool] | None = None
     """Set by the engine once load balancing exists: whether a target group ARN is in use by a
     load balancer (ECS refuses a service whose target group has none)."""
@@ -133,7 +250,7 @@ class ServiceOperations:
     def create_service(self, req: dict[str, Any]) -> dict[str, Any]:
         cluster = self.cluster(req.get("cluster"))
         name = req["serviceName"]
-        if not name or not all(ch.isalnum() or ch in "-_" for ch in name) or len(name) > 255:
+        if not NAME.fullmatch(name or ""):
             raise InvalidParameterException(
                 "Service name should be between 1 and 255 characters and contain only "
                 "letters, numbers, hyphens and underscores."
@@ -149,6 +266,13 @@ class ServiceOperations:
         if td.status != "ACTIVE":
             raise ClientException("TaskDefinition is inactive")
         desired = self._desired(req.get("desiredCount", 0))
+        tags = tags_in(req.get("tags"))
+        check_launch(req, cluster)
+        check_fargate(td, self.settings.tasks)
+        strategy = capacity_strategy(
+            req.get("capacityProviderStrategy"), cluster.capacity_providers
+        ) or (() if req.get("launchType") else cluster.default_strategy)
+        network_subnets(req.get("networkConfiguration"), td)
         existing = self.store.get_service(cluster.name, name)
         if existing is not None and existing.status != "INACTIVE":
             raise InvalidParameterException("Creation of service was not idempotent.")
@@ -169,12 +293,13 @@ class ServiceOperations:
             network_configuration=req.get("networkConfiguration"),
             load_balancers=load_balancers,
             launch_type=req.get("launchType") or "FARGATE",
+            capacity_provider_strategy=strategy,
             platform_version=req.get("platformVersion") or "LATEST",
             **cfg,
         )
         service = self.store.create_service(spec)
-        if req.get("tags"):
-            self.store.tag(service.arn, {t["key"]: t.get("value", "") for t in req["tags"]})
+        if tags:
+            self.store.tag(service.arn, tags)
         return {"service": self.service_shape(service)}
 
     def update_service(self, req: dict[str, Any]) -> dict[str, Any]:
@@ -189,14 +314,17 @@ class ServiceOperations:
             changes.update(self._deployment_config(req, service))
         if req.get("healthCheckGracePeriodSeconds") is not None:
             changes["health_check_grace_period"] = int(req["healthCheckGracePeriodSeconds"])
-        if req.get("networkConfiguration"):
-            changes["network_configuration"] = req["networkConfiguration"]
         td_arn = service.task_definition
         if req.get("taskDefinition"):
             td = self.task_definition(req["taskDefinition"])
             if td.status != "ACTIVE":
                 raise ClientException("TaskDefinition is inactive")
+            check_fargate(td, self.settings.tasks)
             td_arn = td.arn
+        if req.get("networkConfiguration") or td_arn != service.task_definition:
+            network = req.get("networkConfiguration") or service.network_configuration
+            network_subnets(network, self.task_definition(td_arn))
+            changes["network_configuration"] = network
         if req.get("loadBalancers") is not None:
             changes["load_balancers"] = self._load_balancers(req, self.task_definition(td_arn))
         # As on ECS, a new load balancer configuration rolls out as a new deployment: its
@@ -304,7 +432,6 @@ class ServiceOperations:
             "desiredCount": service.desired_count,
             "runningCount": running,
             "pendingCount": pending,
-            "launchType": service.launch_type,
             "platformVersion": service.platform_version,
             "platformFamily": "Linux",
             "taskDefinition": service.task_definition,
@@ -333,6 +460,10 @@ class ServiceOperations:
             "propagateTags": "NONE",
             "enableExecuteCommand": False,
         }
+        if service.capacity_provider_strategy:
+            out["capacityProviderStrategy"] = list(service.capacity_provider_strategy)
+        else:
+            out["launchType"] = service.launch_type
         if include_tags:
             out["tags"] = [{"key": k, "value": v} for k, v in self.store.tags(service.arn).items()]
         return out

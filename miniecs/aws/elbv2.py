@@ -61,6 +61,7 @@ class Elbv2Api:
         self.store = store
         self.controller = controller
         self.clock = clock
+        self.region = region
         self.prefix = f"arn:aws:elasticloadbalancing:{region}:{ACCOUNT_ID}"
 
     # lookups -----------------------------------------------------------------------------------
@@ -119,8 +120,31 @@ class Elbv2Api:
                 f"Load balancer type '{kind}' is not supported by miniecs (only 'application')"
             )
         tags = self._tags_in(req.get("Tags"))
+        scheme = req.get("Scheme", "internet-facing")
+        subnets = [m["SubnetId"] for m in req.get("SubnetMappings") or ()] or list(
+            req.get("Subnets") or ()
+        )
+        settings = {
+            "Scheme": scheme,
+            "Type": "application",
+            "SecurityGroups": list(req.get("SecurityGroups") or []),
+            "IpAddressType": validate.ip_address_type(req.get("IpAddressType", "ipv4"), scheme),
+            # One subnet per Availability Zone, as ELB requires; miniecs names the zones in
+            # the order the subnets are given.
+            "AvailabilityZones": [
+                {
+                    "ZoneName": f"{self.region}{chr(ord('a') + i)}",
+                    "SubnetId": subnet,
+                    "LoadBalancerAddresses": [],
+                }
+                for i, subnet in enumerate(subnets[:26])
+            ],
+        }
         existing = self.store.by_name(LOAD_BALANCER, name)
         if existing is not None:
+            # CreateLoadBalancer is idempotent: the same settings answer the existing one.
+            if {k: existing.data.get(k) for k in settings} == settings:
+                return {"LoadBalancers": [self._lb_view(existing)]}
             raise DuplicateLoadBalancerName()
         lb_id = _id()
         arn = f"{self.prefix}:loadbalancer/app/{name}/{lb_id}"
@@ -131,12 +155,8 @@ class Elbv2Api:
             "CanonicalHostedZoneId": HOSTED_ZONE,
             "CreatedTime": now,
             "LoadBalancerName": name,
-            "Scheme": req.get("Scheme", "internet-facing"),
             "VpcId": VPC_ID,
-            "Type": "application",
-            "AvailabilityZones": [],
-            "SecurityGroups": list(req.get("SecurityGroups") or []),
-            "IpAddressType": req.get("IpAddressType", "ipv4"),
+            **settings,
         }
         with self.store.transaction():
             self.store.put(Resource(arn, LOAD_BALANCER, None, name, data, {}, now))
@@ -158,6 +178,13 @@ class Elbv2Api:
         else:
             lbs = self.store.all(LOAD_BALANCER)
         return {"LoadBalancers": [self._lb_view(lb) for lb in lbs]}
+
+    def set_ip_address_type(self, req: dict[str, Any]) -> dict[str, Any]:
+        lb = self._lb(req["LoadBalancerArn"])
+        value = validate.ip_address_type(req["IpAddressType"], lb.data["Scheme"])
+        data = {**lb.data, "IpAddressType": value}
+        self.store.put(Resource(lb.arn, LOAD_BALANCER, None, lb.name, data, lb.extra, lb.created))
+        return {"IpAddressType": value}
 
     def describe_load_balancer_attributes(self, req: dict[str, Any]) -> dict[str, Any]:
         lb = self._lb(req["LoadBalancerArn"])

@@ -73,6 +73,8 @@ class ContainerSpec:
     cap_drop: list[str] = field(default_factory=list)
     ulimits: list[tuple[str, int, int]] = field(default_factory=list)
     docker_labels: dict[str, str] = field(default_factory=dict)
+    sysctls: dict[str, str] = field(default_factory=dict)
+    """Namespaced kernel parameters (task definition `systemControls`)."""
 
 
 @dataclass(frozen=True, slots=True)

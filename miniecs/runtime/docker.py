@@ -210,6 +210,7 @@ class DockerRuntime:
             cap_drop=spec.cap_drop or None,
             ulimits=[docker.types.Ulimit(name=n, soft=s, hard=h) for n, s, h in spec.ulimits]
             or None,
+            sysctls=spec.sysctls or None,
         )
         networking = None
         if spec.network:

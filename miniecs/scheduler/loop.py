@@ -21,7 +21,7 @@ from miniecs.scheduler.targets import LoadBalancing, TargetSync, sync_targets
 from miniecs.store import Store
 from miniecs.supervise import Guard
 from miniecs.tasks.plan import request_stop
-from miniecs.tasks.records import new_task
+from miniecs.tasks.records import new_task, subnets_of
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +130,7 @@ class ServiceScheduler:
                     group=f"service:{updated.name}",
                     started_by=updated.primary.id,
                     service=updated.name,
+                    subnets=subnets_of(updated.network_configuration),
                 )
                 for _ in range(min(plan.start, TASK_LAUNCH_BURST))
             ]

@@ -8,6 +8,11 @@ from typing import Any
 from miniecs.model import ContainerRecord, Task, TaskDefinition
 
 
+def subnets_of(network: dict[str, Any] | None) -> tuple[str, ...]:
+    """The subnets of a (validated) ECS `networkConfiguration`."""
+    return tuple(((network or {}).get("awsvpcConfiguration") or {}).get("subnets") or ())
+
+
 def new_task(
     cluster: str,
     region: str,
@@ -18,6 +23,7 @@ def new_task(
     started_by: str | None = None,
     service: str | None = None,
     overrides: dict[str, Any] | None = None,
+    subnets: tuple[str, ...] = (),
 ) -> Task:
     """A task in PROVISIONING with desiredStatus RUNNING; the task controller does the rest."""
     overrides = overrides or {}
@@ -37,8 +43,9 @@ def new_task(
                 memory_reservation=over.get("memoryReservation", c.get("memoryReservation")),
             )
         )
+    task_id = uuid.uuid4().hex
     return Task(
-        task_id=uuid.uuid4().hex,
+        task_id=task_id,
         cluster=cluster,
         region=region,
         task_definition_arn=td.arn,
@@ -51,4 +58,6 @@ def new_task(
         started_by=started_by,
         service=service,
         overrides=overrides,
+        # ECS spreads tasks over the subnets given; any one of them is faithful.
+        subnet_id=subnets[int(task_id, 16) % len(subnets)] if subnets else None,
     )

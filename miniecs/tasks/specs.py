@@ -12,6 +12,7 @@ Resource mapping (documented in the README):
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -159,6 +160,17 @@ def container_specs(task: Task, td: TaskDefinition, ctx: SpecContext) -> list[Co
             )
         )
     memory_of = _memory_split(containers, memory)
+    # systemControls: network ones belong to the task's network namespace (the pause
+    # container's when there is one; the last container's value wins, as on ECS), the others
+    # (IPC namespace) to their own container.
+    network_sysctls = {
+        s["namespace"]: str(s.get("value", ""))
+        for c in containers
+        for s in c.get("systemControls") or ()
+        if str(s.get("namespace", "")).startswith("net.")
+    }
+    if multi and network_sysctls:
+        specs[0] = dataclasses.replace(specs[0], sysctls=network_sysctls)
     for c in containers:
         name = c["name"]
         env = {e["name"]: str(e.get("value", "")) for e in c.get("environment") or []}
@@ -215,6 +227,14 @@ def container_specs(task: Task, td: TaskDefinition, ctx: SpecContext) -> list[Co
                     for u in c.get("ulimits") or []
                 ],
                 docker_labels=dict(c.get("dockerLabels") or {}),
+                sysctls={
+                    **{
+                        s["namespace"]: str(s.get("value", ""))
+                        for s in c.get("systemControls") or ()
+                        if not str(s.get("namespace", "")).startswith("net.")
+                    },
+                    **({} if multi else network_sysctls),
+                },
             )
         )
     return specs

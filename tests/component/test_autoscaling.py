@@ -14,6 +14,7 @@ import pytest
 from miniecs.autoscaler.loop import AutoScaler
 from miniecs.autoscaler.store import ScalingStore
 from miniecs.aws.autoscaling import AutoScalingApi, ScalingAlarms
+from miniecs.aws.cloudwatch import CloudWatchApi
 from miniecs.aws.ecs import EcsApi
 from miniecs.clock import FakeClock
 from miniecs.config import Settings, TaskSettings
@@ -517,3 +518,21 @@ async def test_an_interrupted_activity_fails_if_the_count_changed_meanwhile(
         "Failed to set desired count to 2. Reason: the desired count changed to 5 meanwhile.",
     )
     assert shown["EndTime"] == files.clock.now() and second.desired() == 5
+
+
+async def test_disabled_alarm_actions_stop_target_tracking(scaling: Scaling) -> None:
+    """DisableAlarmActions on a policy's alarm stops its scaling; EnableAlarmActions resumes it
+    (CloudWatch API reference: actions run only while ActionsEnabled)."""
+    s = scaling
+    await setup(s, desired=1, lo=1, hi=10, value=40)
+    names = [a.name for a in s.store.list_alarms()]
+    cloudwatch = CloudWatchApi(s.metrics, s.h.clock, s.alarms)
+    cloudwatch.disable_alarm_actions({"AlarmNames": names})
+    await s.run(10 * 60, pinned(100))
+    assert s.changes == [] and s.running() == 1
+    described = cloudwatch.describe_alarms({})["MetricAlarms"]
+    assert {a["ActionsEnabled"] for a in described} == {False}
+    assert any(a["StateValue"] == "ALARM" for a in described)
+    cloudwatch.enable_alarm_actions({"AlarmNames": names})
+    await s.run(5 * 60, pinned(100))
+    assert [c for _, c in s.changes] == [3]

@@ -243,7 +243,11 @@ async def test_unused_group_and_invalid_targets(elb: Elb) -> None:
 async def test_errors_change_nothing(elb: Elb) -> None:
     lb_arn, tg_arn, listener_arn = await setup(elb)
     port = (await elb("DescribeListeners", ListenerArns=[listener_arn]))["Listeners"][0]["Port"]
-    assert (await elb.error("CreateLoadBalancer", Name="web")).startswith(
+    # CreateLoadBalancer is idempotent (ELB API reference): the same settings answer the
+    # existing load balancer, other settings under the same name are a duplicate.
+    again = await elb("CreateLoadBalancer", Name="web")
+    assert again["LoadBalancers"][0]["LoadBalancerArn"] == lb_arn
+    assert (await elb.error("CreateLoadBalancer", Name="web", Scheme="internal")).startswith(
         "DuplicateLoadBalancerName"
     )
     assert "cannot be longer than '32'" in await elb.error("CreateLoadBalancer", Name="x" * 33)
@@ -685,3 +689,103 @@ async def test_a_privileged_port_on_the_host_network_recreates_the_data_plane(
     await elb.controller.once()
     assert [c[0] for c in elb.runtime.calls] == ["run_proxy", "remove", "run_proxy"]
     assert elb.runtime.proxy_specs[name].ports[0] == 80
+
+
+async def test_set_ip_address_type_and_subnets_as_zones(elb: Elb) -> None:
+    lb = (
+        await elb(
+            "CreateLoadBalancer",
+            Name="zones",
+            Subnets=["subnet-0aaa", "subnet-0bbb"],
+            Scheme="internal",
+        )
+    )["LoadBalancers"][0]
+    assert [(z["ZoneName"], z["SubnetId"]) for z in lb["AvailabilityZones"]] == [
+        ("us-east-1a", "subnet-0aaa"),
+        ("us-east-1b", "subnet-0bbb"),
+    ]
+    arn = lb["LoadBalancerArn"]
+    out = await elb("SetIpAddressType", LoadBalancerArn=arn, IpAddressType="dualstack")
+    assert out["IpAddressType"] == "dualstack"
+    described = await elb("DescribeLoadBalancers", LoadBalancerArns=[arn])
+    assert described["LoadBalancers"][0]["IpAddressType"] == "dualstack"
+    assert "not supported for internal" in await elb.error(
+        "SetIpAddressType", LoadBalancerArn=arn, IpAddressType="dualstack-without-public-ipv4"
+    )
+    assert "enum value set" in await elb.error(
+        "SetIpAddressType", LoadBalancerArn=arn, IpAddressType="invalid"
+    )
+    assert "enum value set" in await elb.error(
+        "CreateLoadBalancer", Name="bad", IpAddressType="invalid"
+    )
+    assert await elb.error("SetIpAddressType", LoadBalancerArn=arn + "0", IpAddressType="ipv4")
+    described = await elb("DescribeLoadBalancers", LoadBalancerArns=[arn])
+    assert described["LoadBalancers"][0]["IpAddressType"] == "dualstack"
+    assert [
+        b["LoadBalancerName"] for b in (await elb("DescribeLoadBalancers"))["LoadBalancers"]
+    ] == ["zones"]
+
+
+async def test_cross_zone_attribute_is_always_on(elb: Elb) -> None:
+    lb_arn, _, _ = await setup(elb)
+    attrs = await elb("DescribeLoadBalancerAttributes", LoadBalancerArn=lb_arn)
+    assert {"Key": "load_balancing.cross_zone.enabled", "Value": "true"} in attrs["Attributes"]
+    assert "always on" in await elb.error(
+        "ModifyLoadBalancerAttributes",
+        LoadBalancerArn=lb_arn,
+        Attributes=[{"Key": "load_balancing.cross_zone.enabled", "Value": "false"}],
+    )
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        {"Field": "host-header", "HostHeaderConfig": {"Values": ["a" * 125 + ".com"]}},
+        {"Field": "host-header", "Values": ["bad host.example.com"]},
+        {"Field": "path-pattern", "PathPatternConfig": {"Values": ["/" + "p" * 128]}},
+        {"Field": "path-pattern", "Values": ["/a b"]},
+        {
+            "Field": "http-header",
+            "HttpHeaderConfig": {"HttpHeaderName": "X-" + "h" * 39, "Values": ["v"]},
+        },
+        {
+            "Field": "http-header",
+            "HttpHeaderConfig": {"HttpHeaderName": "X-Env", "Values": ["v" * 129]},
+        },
+        {"Field": "http-request-method", "HttpRequestMethodConfig": {"Values": ["get"]}},
+        {
+            "Field": "query-string",
+            "QueryStringConfig": {"Values": [{"Key": "k", "Value": "v" * 129}]},
+        },
+        {"Field": "source-ip", "SourceIpConfig": {"Values": ["10.0.0.300/32"]}},
+    ],
+)
+async def test_rule_condition_values_within_elb_limits(elb: Elb, condition: dict[str, Any]) -> None:
+    _, tg_arn, listener_arn = await setup(elb)
+    before = await elb("DescribeRules", ListenerArn=listener_arn)
+    error = await elb.error(
+        "CreateRule",
+        ListenerArn=listener_arn,
+        Priority=10,
+        Conditions=[condition],
+        Actions=[{"Type": "forward", "TargetGroupArn": tg_arn}],
+    )
+    assert error.startswith("ValidationError")
+    assert await elb("DescribeRules", ListenerArn=listener_arn) == before
+
+
+async def test_rule_condition_values_at_the_limits_are_taken(elb: Elb) -> None:
+    _, tg_arn, listener_arn = await setup(elb)
+    conditions = [
+        {"Field": "host-header", "HostHeaderConfig": {"Values": ["*." + "a" * 122 + ".com"]}},
+        {"Field": "path-pattern", "PathPatternConfig": {"Values": ["/api/*?" + "x" * 121]}},
+        {"Field": "source-ip", "SourceIpConfig": {"Values": ["10.0.0.0/8", "2001:db8::/32"]}},
+    ]
+    out = await elb(
+        "CreateRule",
+        ListenerArn=listener_arn,
+        Priority=10,
+        Conditions=conditions,
+        Actions=[{"Type": "forward", "TargetGroupArn": tg_arn}],
+    )
+    assert len(out["Rules"][0]["Conditions"]) == 3

@@ -12,6 +12,7 @@ from miniecs.metrics.store import MetricId, MetricStore, dimensions
 from miniecs.model import TaskStatus
 from tests.component.conftest import Harness
 from tests.component.test_services import running, service
+from tests.component.test_tasks import NETWORK
 
 SERVICE = dimensions({"ClusterName": "c1", "ServiceName": "web"})
 
@@ -188,7 +189,9 @@ async def test_reservations_split_task_size_among_containers(harness: Harness) -
             ],
         }
     )
-    (out,) = harness.ecs.run_task({"cluster": "c1", "taskDefinition": "pair"})["tasks"]
+    (out,) = harness.ecs.run_task(
+        {"cluster": "c1", "taskDefinition": "pair", "networkConfiguration": NETWORK}
+    )["tasks"]
     task = harness.store.get_task(out["taskArn"].rsplit("/", 1)[-1])
     assert task is not None
     cpu, memory, per_container = reservations(task)

@@ -9,7 +9,7 @@ import pytest
 from miniecs.errors import AwsError
 from miniecs.model import TaskStatus
 from tests.component.conftest import Harness
-from tests.component.test_tasks import FAMILY
+from tests.component.test_tasks import FAMILY, NETWORK
 
 
 def service(h: Harness, desired: int = 3, **extra: Any) -> dict[str, Any]:
@@ -21,6 +21,7 @@ def service(h: Harness, desired: int = 3, **extra: Any) -> dict[str, Any]:
             "serviceName": "web",
             "taskDefinition": "web",
             "desiredCount": desired,
+            "networkConfiguration": NETWORK,
             **extra,
         }
     )["service"]
@@ -195,6 +196,7 @@ async def test_unhealthy_task_is_replaced_after_grace_period(harness: Harness) -
             "taskDefinition": "web",
             "desiredCount": 1,
             "healthCheckGracePeriodSeconds": 60,
+            "networkConfiguration": NETWORK,
         }
     )
     await harness.settle()
@@ -244,6 +246,7 @@ async def test_bad_create_service_changes_nothing(
         "serviceName": "web",
         "taskDefinition": "web",
         "desiredCount": 1,
+        "networkConfiguration": NETWORK,
         **request_,
     }
     with pytest.raises(AwsError) as err:
@@ -256,7 +259,13 @@ async def test_duplicate_service_is_refused(harness: Harness) -> None:
     service(harness, 1)
     with pytest.raises(AwsError, match="Creation of service was not idempotent"):
         harness.ecs.create_service(
-            {"cluster": "c1", "serviceName": "web", "taskDefinition": "web", "desiredCount": 5}
+            {
+                "cluster": "c1",
+                "serviceName": "web",
+                "taskDefinition": "web",
+                "desiredCount": 5,
+                "networkConfiguration": NETWORK,
+            }
         )
     assert describe(harness)["desiredCount"] == 1
 
@@ -272,7 +281,13 @@ async def test_recreated_service_does_not_inherit_old_failures(harness: Harness)
     harness.runtime.images = None
     harness.clock.advance(1)
     harness.ecs.create_service(
-        {"cluster": "c1", "serviceName": "web", "taskDefinition": "web", "desiredCount": 1}
+        {
+            "cluster": "c1",
+            "serviceName": "web",
+            "taskDefinition": "web",
+            "desiredCount": 1,
+            "networkConfiguration": NETWORK,
+        }
     )
     await harness.settle()
     s = harness.store.get_service("c1", "web")

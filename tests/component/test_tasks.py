@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from miniecs.demo import NETWORK_CONFIGURATION as NETWORK
 from miniecs.demo import TASK_DEFINITION
 from miniecs.model import TaskStatus
 from tests.component.conftest import Harness
@@ -29,7 +30,14 @@ def sidecar_family() -> dict[str, Any]:
 def run(h: Harness, family: dict[str, Any] = FAMILY, count: int = 1) -> list[str]:
     h.ecs.create_cluster({"clusterName": "c1"})
     h.ecs.register_task_definition(family)
-    out = h.ecs.run_task({"cluster": "c1", "taskDefinition": family["family"], "count": count})
+    out = h.ecs.run_task(
+        {
+            "cluster": "c1",
+            "taskDefinition": family["family"],
+            "count": count,
+            "networkConfiguration": NETWORK,
+        }
+    )
     return [t["taskArn"].rsplit("/", 1)[-1] for t in out["tasks"]]
 
 
@@ -251,7 +259,12 @@ async def test_cpu_override_in_vcpu_units(harness: Harness) -> None:
     harness.ecs.create_cluster({"clusterName": "c1"})
     harness.ecs.register_task_definition(FAMILY)
     out = harness.ecs.run_task(
-        {"cluster": "c1", "taskDefinition": "web", "overrides": {"cpu": "0.5 vCPU"}}
+        {
+            "cluster": "c1",
+            "taskDefinition": "web",
+            "overrides": {"cpu": "0.5 vCPU"},
+            "networkConfiguration": NETWORK,
+        }
     )
     task_id = out["tasks"][0]["taskArn"].rsplit("/", 1)[-1]
     await harness.settle()

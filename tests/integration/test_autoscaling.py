@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from miniecs.demo import NETWORK_CONFIGURATION as NETWORK
 from tests.conftest import Miniecs, _engine, wait_for
 from tests.integration.test_services import running_tasks
 from tests.integration.test_tasks import WORKLOAD, ip_of
@@ -73,7 +74,13 @@ def scalable_service(m: Miniecs, target_value: float) -> tuple[Any, Any, dict[st
     aas = m.client("application-autoscaling")
     ecs.create_cluster(clusterName="svc")
     ecs.register_task_definition(**WORKLOAD)
-    ecs.create_service(cluster="svc", serviceName="web", taskDefinition="web", desiredCount=1)
+    ecs.create_service(
+        networkConfiguration=NETWORK,
+        cluster="svc",
+        serviceName="web",
+        taskDefinition="web",
+        desiredCount=1,
+    )
     (task,) = wait_for(lambda: running_tasks(ecs), timeout=60)
     aas.register_scalable_target(**IDS, MinCapacity=1, MaxCapacity=4)
     policy = aas.put_scaling_policy(

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from miniecs.demo import NETWORK_CONFIGURATION as NETWORK
 from tests.conftest import Miniecs
 from tests.integration.test_tasks import WORKLOAD
 
@@ -35,7 +36,13 @@ def test_targets_policies_scheduled_actions_and_errors(fast_miniecs: Miniecs) ->
     cloudwatch = fast_miniecs.client("cloudwatch")
     ecs.create_cluster(clusterName="svc")
     ecs.register_task_definition(**WORKLOAD)
-    ecs.create_service(cluster="svc", serviceName="web", taskDefinition="web", desiredCount=0)
+    ecs.create_service(
+        networkConfiguration=NETWORK,
+        cluster="svc",
+        serviceName="web",
+        taskDefinition="web",
+        desiredCount=0,
+    )
 
     assert error(aas.register_scalable_target, **IDS, MinCapacity=3, MaxCapacity=2) == (
         "ValidationException",

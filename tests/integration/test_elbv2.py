@@ -19,6 +19,7 @@ import pytest
 from botocore.exceptions import ClientError
 from prometheus_client.parser import text_string_to_metric_families
 
+from miniecs.demo import NETWORK_CONFIGURATION as NETWORK
 from miniecs.demo import TASK_DEFINITION
 from tests.conftest import Miniecs, ServerProcess, boto_client, docker_client, free_port, wait_for
 
@@ -54,7 +55,9 @@ def run_tasks(ecs: Any, count: int) -> list[str]:
     ecs.register_task_definition(**TASK_DEFINITION)
     arns = [
         t["taskArn"]
-        for t in ecs.run_task(cluster="alb", taskDefinition="web", count=count)["tasks"]
+        for t in ecs.run_task(
+            networkConfiguration=NETWORK, cluster="alb", taskDefinition="web", count=count
+        )["tasks"]
     ]
     ecs.get_waiter("tasks_running").wait(
         cluster="alb", tasks=arns, WaiterConfig={"Delay": 1, "MaxAttempts": 60}

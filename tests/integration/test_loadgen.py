@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from miniecs import loadgen
+from miniecs.demo import NETWORK_CONFIGURATION as NETWORK
 from tests.conftest import Miniecs, docker_client
 from tests.integration.test_tasks import WORKLOAD
 from tests.unit.test_load import start_workload, stop_process
@@ -42,7 +43,13 @@ def load_containers() -> list[Any]:
 def service_tasks(ecs: Any, count: int) -> list[dict[str, Any]]:
     ecs.create_cluster(clusterName="lg")
     ecs.register_task_definition(**WORKLOAD)
-    ecs.create_service(cluster="lg", serviceName="web", taskDefinition="web", desiredCount=count)
+    ecs.create_service(
+        networkConfiguration=NETWORK,
+        cluster="lg",
+        serviceName="web",
+        taskDefinition="web",
+        desiredCount=count,
+    )
     ecs.get_waiter("services_stable").wait(cluster="lg", services=["web"], WaiterConfig=FAST)
     arns = ecs.list_tasks(cluster="lg", serviceName="web")["taskArns"]
     return list(ecs.describe_tasks(cluster="lg", tasks=arns)["tasks"])

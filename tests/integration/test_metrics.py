@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from miniecs.config import MetricsSettings, ServerSettings, Settings
+from miniecs.demo import NETWORK_CONFIGURATION as NETWORK
 from miniecs.demo import TASK_DEFINITION
 from miniecs.engine import Engine, EngineThread
 from miniecs.images import BASE_IMAGE
@@ -80,7 +81,13 @@ def test_loaded_task_near_its_limit_beside_idle_ones(fast_engine: Running) -> No
         clusterName="m", settings=[{"name": "containerInsights", "value": "enhanced"}]
     )
     ecs.register_task_definition(**TASK_DEFINITION)
-    ecs.create_service(cluster="m", serviceName="web", taskDefinition="web", desiredCount=3)
+    ecs.create_service(
+        networkConfiguration=NETWORK,
+        cluster="m",
+        serviceName="web",
+        taskDefinition="web",
+        desiredCount=3,
+    )
     ecs.get_waiter("services_stable").wait(cluster="m", services=["web"], WaiterConfig=FAST)
     ips = wait_for(lambda: (found := task_ips(ecs, "m")) and len(found) == 3 and found)
     hot, hot_ip = sorted(ips.items())[0]
@@ -140,7 +147,9 @@ def test_task_pinned_at_its_limit_reads_100_percent(
         ecs, engine = running.ecs, running.engine
         ecs.create_cluster(clusterName="pin")
         ecs.register_task_definition(**PINNED)
-        arn = ecs.run_task(cluster="pin", taskDefinition="pinned")["tasks"][0]["taskArn"]
+        arn = ecs.run_task(networkConfiguration=NETWORK, cluster="pin", taskDefinition="pinned")[
+            "tasks"
+        ][0]["taskArn"]
         ecs.get_waiter("tasks_running").wait(cluster="pin", tasks=[arn], WaiterConfig=FAST)
         task_id = arn.rsplit("/", 1)[-1]
 

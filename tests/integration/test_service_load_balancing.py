@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from miniecs.demo import NETWORK_CONFIGURATION as NETWORK
 from tests.conftest import Miniecs, docker_client, wait_for
 from tests.integration.test_tasks import WORKLOAD
 
@@ -55,6 +56,7 @@ def setup(m: Miniecs, desired: int) -> tuple[Any, Any, str, str, int]:
         DefaultActions=[{"Type": "forward", "TargetGroupArn": tg["TargetGroupArn"]}],
     )
     ecs.create_service(
+        networkConfiguration=NETWORK,
         cluster="lb",
         serviceName="web",
         taskDefinition="web",

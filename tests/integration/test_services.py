@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from miniecs.demo import NETWORK_CONFIGURATION as NETWORK
 from tests.conftest import Miniecs, ServerProcess, boto_client, docker_client, wait_for
 from tests.integration.test_tasks import WORKLOAD
 
@@ -20,7 +21,12 @@ def create(ecs: Any, desired: int, **extra: Any) -> None:
     ecs.create_cluster(clusterName="svc")
     ecs.register_task_definition(**WORKLOAD)
     ecs.create_service(
-        cluster="svc", serviceName="web", taskDefinition="web", desiredCount=desired, **extra
+        networkConfiguration=NETWORK,
+        cluster="svc",
+        serviceName="web",
+        taskDefinition="web",
+        desiredCount=desired,
+        **extra,
     )
 
 
@@ -140,14 +146,31 @@ def test_bad_service_input_changes_nothing(miniecs: Miniecs) -> None:
     ecs = miniecs.client()
     create(ecs, 1)
     cases = [
-        (dict(cluster="nope", serviceName="x", taskDefinition="web"), "ClusterNotFoundException"),
-        (dict(cluster="svc", serviceName="x", taskDefinition="ghost"), "ClientException"),
         (
-            dict(cluster="svc", serviceName="x", taskDefinition="web", desiredCount=-1),
+            dict(
+                networkConfiguration=NETWORK, cluster="nope", serviceName="x", taskDefinition="web"
+            ),
+            "ClusterNotFoundException",
+        ),
+        (
+            dict(
+                networkConfiguration=NETWORK, cluster="svc", serviceName="x", taskDefinition="ghost"
+            ),
+            "ClientException",
+        ),
+        (
+            dict(
+                networkConfiguration=NETWORK,
+                cluster="svc",
+                serviceName="x",
+                taskDefinition="web",
+                desiredCount=-1,
+            ),
             "InvalidParameterException",
         ),
         (
             dict(
+                networkConfiguration=NETWORK,
                 cluster="svc",
                 serviceName="x",
                 taskDefinition="web",
@@ -155,7 +178,12 @@ def test_bad_service_input_changes_nothing(miniecs: Miniecs) -> None:
             ),
             "InvalidParameterException",
         ),
-        (dict(cluster="svc", serviceName="web", taskDefinition="web"), "InvalidParameterException"),
+        (
+            dict(
+                networkConfiguration=NETWORK, cluster="svc", serviceName="web", taskDefinition="web"
+            ),
+            "InvalidParameterException",
+        ),
     ]
     for request, code in cases:
         with pytest.raises(ClientError) as err:
@@ -240,7 +268,13 @@ def test_unhealthy_task_is_stopped_and_replaced(fast_miniecs: Miniecs) -> None:
             ],
         }
     )
-    ecs.create_service(cluster="svc", serviceName="web", taskDefinition="web", desiredCount=1)
+    ecs.create_service(
+        networkConfiguration=NETWORK,
+        cluster="svc",
+        serviceName="web",
+        taskDefinition="web",
+        desiredCount=1,
+    )
     ecs.get_waiter("services_stable").wait(cluster="svc", services=["web"], WaiterConfig=FAST)
     (task,) = running_tasks(ecs)
     wait_for(lambda: running_tasks(ecs)[0]["healthStatus"] == "HEALTHY", timeout=30)

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from miniecs.demo import NETWORK_CONFIGURATION as NETWORK
 from miniecs.demo import TASK_DEFINITION
 from tests.conftest import Miniecs, ServerProcess, boto_client, docker_client, wait_for
 
@@ -37,9 +38,9 @@ def test_run_task_is_a_real_limited_container_reachable_at_its_ip(miniecs: Minie
     ecs.create_cluster(clusterName="demo")
     ecs.register_task_definition(**WORKLOAD)
     started = time.monotonic()
-    arn = ecs.run_task(cluster="demo", taskDefinition="web", launchType="FARGATE")["tasks"][0][
-        "taskArn"
-    ]
+    arn = ecs.run_task(
+        networkConfiguration=NETWORK, cluster="demo", taskDefinition="web", launchType="FARGATE"
+    )["tasks"][0]["taskArn"]
     ecs.get_waiter("tasks_running").wait(
         cluster="demo", tasks=[arn], WaiterConfig={"Delay": 1, "MaxAttempts": 60}
     )
@@ -94,7 +95,9 @@ def test_killed_essential_container_stops_the_task(miniecs: Miniecs) -> None:
     ecs = miniecs.client()
     ecs.create_cluster(clusterName="k")
     ecs.register_task_definition(**WORKLOAD)
-    arn = ecs.run_task(cluster="k", taskDefinition="web")["tasks"][0]["taskArn"]
+    arn = ecs.run_task(networkConfiguration=NETWORK, cluster="k", taskDefinition="web")["tasks"][0][
+        "taskArn"
+    ]
     ecs.get_waiter("tasks_running").wait(cluster="k", tasks=[arn], WaiterConfig={"Delay": 1})
     runtime_id = task_of(ecs, "k", arn)["containers"][0]["runtimeId"]
     docker_client().containers.get(runtime_id).kill()
@@ -123,7 +126,9 @@ def test_out_of_memory_is_reported_as_ecs_reports_it(miniecs: Miniecs) -> None:
             }
         ],
     )
-    arn = ecs.run_task(cluster="oom", taskDefinition="hog")["tasks"][0]["taskArn"]
+    arn = ecs.run_task(networkConfiguration=NETWORK, cluster="oom", taskDefinition="hog")["tasks"][
+        0
+    ]["taskArn"]
     ecs.get_waiter("tasks_stopped").wait(cluster="oom", tasks=[arn], WaiterConfig={"Delay": 1})
     task = task_of(ecs, "oom", arn)
     assert task["stoppedReason"] == "Essential container in task exited"
@@ -141,7 +146,9 @@ def test_missing_image_fails_fast_with_cannot_pull(miniecs: Miniecs) -> None:
             "containerDefinitions": [{"name": "app", "image": "miniecs/does-not-exist:1"}],
         }
     )
-    arn = ecs.run_task(cluster="img", taskDefinition="nope")["tasks"][0]["taskArn"]
+    arn = ecs.run_task(networkConfiguration=NETWORK, cluster="img", taskDefinition="nope")["tasks"][
+        0
+    ]["taskArn"]
     ecs.get_waiter("tasks_stopped").wait(
         cluster="img", tasks=[arn], WaiterConfig={"Delay": 1, "MaxAttempts": 90}
     )
@@ -178,7 +185,9 @@ def test_containers_of_a_task_share_one_ip_and_localhost(miniecs: Miniecs) -> No
             },
         ],
     )
-    arn = ecs.run_task(cluster="side", taskDefinition="pair")["tasks"][0]["taskArn"]
+    arn = ecs.run_task(networkConfiguration=NETWORK, cluster="side", taskDefinition="pair")[
+        "tasks"
+    ][0]["taskArn"]
     ecs.get_waiter("tasks_running").wait(cluster="side", tasks=[arn], WaiterConfig={"Delay": 1})
 
     def probe_done() -> dict[str, Any] | None:
@@ -204,7 +213,7 @@ def test_containers_of_a_task_share_one_ip_and_localhost(miniecs: Miniecs) -> No
 def test_bad_input_gets_aws_errors_and_changes_nothing(miniecs: Miniecs) -> None:
     ecs = miniecs.client()
     with pytest.raises(ClientError) as err:
-        ecs.run_task(cluster="nowhere", taskDefinition="web")
+        ecs.run_task(networkConfiguration=NETWORK, cluster="nowhere", taskDefinition="web")
     assert err.value.response["Error"]["Code"] == "ClusterNotFoundException"
     ecs.create_cluster(clusterName="bad")
     with pytest.raises(ClientError) as err:
@@ -213,7 +222,7 @@ def test_bad_input_gets_aws_errors_and_changes_nothing(miniecs: Miniecs) -> None
     assert "No Fargate configuration exists" in err.value.response["Error"]["Message"]
     assert ecs.list_task_definitions()["taskDefinitionArns"] == []
     with pytest.raises(ClientError) as err:
-        ecs.run_task(cluster="bad", taskDefinition="web")
+        ecs.run_task(networkConfiguration=NETWORK, cluster="bad", taskDefinition="web")
     assert err.value.response["Error"]["Code"] == "ClientException"
     with pytest.raises(ClientError) as err:
         ecs.describe_task_definition(taskDefinition="web:7")
@@ -277,9 +286,9 @@ def test_control_plane_api_round_trip(miniecs: Miniecs) -> None:
     assert len(ecs.list_task_definitions(status="INACTIVE")["taskDefinitionArns"]) == 1
     assert ecs.list_task_definition_families()["families"] == ["other", "web"]
 
-    arn = ecs.run_task(cluster="api", taskDefinition="web:2", count=2, startedBy="me")["tasks"][0][
-        "taskArn"
-    ]
+    arn = ecs.run_task(
+        networkConfiguration=NETWORK, cluster="api", taskDefinition="web:2", count=2, startedBy="me"
+    )["tasks"][0]["taskArn"]
     assert len(ecs.list_tasks(cluster="api", startedBy="me")["taskArns"]) == 2
     ecs.tag_resource(resourceArn=arn, tags=[{"key": "k", "value": "v"}])
     assert ecs.list_tags_for_resource(resourceArn=arn)["tags"] == [{"key": "k", "value": "v"}]
@@ -310,7 +319,12 @@ def test_sigkill_and_restart_adopts_tasks_without_creating_or_deleting(
     ecs = boto_client("ecs", server_process.endpoint)
     ecs.create_cluster(clusterName="r")
     ecs.register_task_definition(**WORKLOAD)
-    arns = [t["taskArn"] for t in ecs.run_task(cluster="r", taskDefinition="web", count=3)["tasks"]]
+    arns = [
+        t["taskArn"]
+        for t in ecs.run_task(
+            networkConfiguration=NETWORK, cluster="r", taskDefinition="web", count=3
+        )["tasks"]
+    ]
     ecs.get_waiter("tasks_running").wait(cluster="r", tasks=arns, WaiterConfig={"Delay": 1})
     client = docker_client()
     mine = {"label": f"miniecs.instance={server_process.instance}"}
@@ -360,3 +374,37 @@ def test_aws_cli_speaks_to_miniecs(miniecs: Miniecs) -> None:
         env=env,
     )
     assert bad.returncode != 0 and b"ClientException" in bad.stderr
+
+
+def test_system_controls_reach_the_kernel(miniecs: Miniecs) -> None:
+    """Fargate takes namespaced systemControls; miniecs applies them (never stores and ignores
+    them): the task's network namespace and the container's IPC namespace show the values."""
+    ecs = miniecs.client()
+    ecs.create_cluster(clusterName="sys")
+    ecs.register_task_definition(
+        **{
+            **WORKLOAD,
+            "family": "tuned",
+            "containerDefinitions": [
+                {
+                    **WORKLOAD["containerDefinitions"][0],
+                    "systemControls": [
+                        {"namespace": "net.ipv4.tcp_keepalive_time", "value": "61"},
+                        {"namespace": "kernel.shmmni", "value": "2048"},
+                    ],
+                }
+            ],
+        }
+    )
+    arn = ecs.run_task(networkConfiguration=NETWORK, cluster="sys", taskDefinition="tuned")[
+        "tasks"
+    ][0]["taskArn"]
+    ecs.get_waiter("tasks_running").wait(cluster="sys", tasks=[arn], WaiterConfig={"Delay": 1})
+    task = task_of(ecs, "sys", arn)
+    container = docker_client().containers.get(task["containers"][0]["runtimeId"])
+    read = container.exec_run(
+        ["cat", "/proc/sys/net/ipv4/tcp_keepalive_time", "/proc/sys/kernel/shmmni"]
+    )
+    assert read.output.decode().split() == ["61", "2048"]
+    ecs.stop_task(cluster="sys", task=arn)
+    ecs.get_waiter("tasks_stopped").wait(cluster="sys", tasks=[arn], WaiterConfig={"Delay": 1})

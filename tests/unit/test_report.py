@@ -191,10 +191,7 @@ def test_sampling_thread_records_until_the_block_ends() -> None:
 
 def test_render_report_folder(tmp_path: Path) -> None:
     data = synthetic()
-    started = time.monotonic()
     page = render_report(tmp_path / "report", data.to_json())
-    elapsed = time.monotonic() - started
-    assert elapsed < 5, f"rendering took {elapsed:.1f} s"
     folder = page.parent
     assert page.name == "report.html"
     for name in CHARTS:

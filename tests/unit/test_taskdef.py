@@ -247,3 +247,61 @@ def test_ec2_style_definition_needs_container_memory() -> None:
         reg(doc)
     out = reg({**doc, "containerDefinitions": [{"name": "a", "image": "i", "memory": 128}]})
     assert out["networkMode"] == "bridge"
+
+
+def container(**extra: Any) -> dict[str, Any]:
+    return fargate(containerDefinitions=[{"name": "a", "image": "i", **extra}])
+
+
+@pytest.mark.parametrize(
+    ("doc", "field"),
+    [
+        (fargate(volumes=[{"name": "v", "dockerVolumeConfiguration": {"scope": "task"}}]),
+         "dockerVolumeConfiguration"),
+        (container(dockerSecurityOptions=["seccomp=unconfined"]), "dockerSecurityOptions"),
+        (container(linuxParameters={"tmpfs": [{"containerPath": "/t", "size": 64}]}),
+         "linuxParameters.tmpfs"),
+        (container(linuxParameters={"sharedMemorySize": 64}), "linuxParameters.sharedMemorySize"),
+        (container(linuxParameters={"maxSwap": 64}), "linuxParameters.maxSwap"),
+        (container(systemControls=[{"namespace": "kernel.domainname", "value": "x"}]),
+         "systemControls"),
+        (container(systemControls=[{"namespace": "vm.swappiness", "value": "1"}]),
+         "systemControls"),
+        (container(links=["db"]), "links"),
+        (container(hostname="web"), "hostname"),
+        (container(extraHosts=[{"hostname": "h", "ipAddress": "10.0.0.1"}]), "extraHosts"),
+        (container(dnsServers=["10.0.0.2"]), "dnsServers"),
+        (container(linuxParameters={"capabilities": {"add": ["NET_ADMIN"]}}),
+         "capabilities.add"),
+        (fargate(ipcMode="task"), "ipcMode"),
+        (fargate(networkMode="bridge"), "networkMode 'bridge'"),
+    ],
+)  # fmt: skip
+def test_fields_fargate_refuses_are_refused_naming_them(doc: dict[str, Any], field: str) -> None:
+    """ECS developer guide, "Amazon ECS task definition differences for Fargate": these are
+    refused on Fargate; miniecs refuses them rather than storing and ignoring them."""
+    with pytest.raises(ClientException, match=field.replace(".", r"\.")):
+        reg(doc)
+
+
+def test_fields_fargate_takes_are_taken() -> None:
+    reg(
+        container(
+            systemControls=[
+                {"namespace": "net.ipv4.tcp_keepalive_time", "value": "60"},
+                {"namespace": "kernel.shmmax", "value": "1000000"},
+            ],
+            linuxParameters={"capabilities": {"add": ["SYS_PTRACE"]}, "initProcessEnabled": True},
+        )
+    )
+
+
+def test_compatibilities_as_ecs_lists_them() -> None:
+    assert reg(fargate())["compatibilities"] == ["EC2", "FARGATE"]
+    ec2 = {"family": "e", "containerDefinitions": [{"name": "a", "image": "i", "memory": 64}]}
+    # aws CLI examples register-task-definition / describe-task-definition (bridge mode).
+    assert reg(ec2)["compatibilities"] == ["EXTERNAL", "EC2"]
+    secured = {**ec2, "networkMode": "awsvpc", "cpu": "256", "memory": "512"}
+    assert reg(secured)["compatibilities"] == ["EC2", "FARGATE"]
+    secured["containerDefinitions"] = [{"name": "a", "image": "i", "links": ["b"]}]
+    assert reg(secured)["compatibilities"] == ["EC2"]
