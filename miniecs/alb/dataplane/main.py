@@ -163,6 +163,8 @@ class DataPlane:
         horizon = now - plane.idle_timeout
         for group in plane.groups.values():
             for target in group.targets.values():
+                if target.suspect_until:
+                    target.expire_suspicion(now)
                 if target.idle and target.idle[0].idle_since < horizon:
                     stale = [c for c in target.idle if c.idle_since < horizon]
                     target.idle = [c for c in target.idle if c.idle_since >= horizon]

@@ -25,8 +25,11 @@ X-Forwarded-Proto / X-Forwarded-Port / X-Amzn-Trace-Id are the load balancer's o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
+import socket
+import struct
 import time
 from collections import deque
 from typing import Any
@@ -83,6 +86,7 @@ MAX_BUFFERED = 1 << 20
 CRLF = b"\r\n"
 COLON = b": "
 LAST_CHUNK = b"0\r\n\r\n"
+LINGER_ZERO = struct.pack("ii", 1, 0)
 
 _monotonic = time.monotonic
 _new_exchange = object.__new__
@@ -254,6 +258,10 @@ class ClientConnection(asyncio.Protocol):
         plane.counters.requests += 1
         self.phase = WAIT  # finish() makes it IDLE if the answer comes at once (503)
         self.start(ex)
+        up = ex.upstream
+        if up is not None:
+            up.transport.write(ex.out[0])
+            ex.out.clear()
         return True
 
     def _flush(self, ex: Exchange) -> None:
@@ -326,6 +334,8 @@ class ClientConnection(asyncio.Protocol):
         self.head_size += len(name) + len(value) + 4
         if self.head_size > self.limits.max_head_bytes:
             raise Reject(431)
+        if self.phase == BODY:
+            return  # a chunked body's trailer: dropped (counted against max_head_bytes)
         lname = name.lower()
         if lname not in DROPPED:
             self.lines += (name, COLON, value, CRLF)
@@ -471,6 +481,7 @@ class ClientConnection(asyncio.Protocol):
         if ex is None:
             return
         ex.request_complete = True
+        self.head_size = 0
         if ex.chunked and not ex.close_after:
             ex.out.append(LAST_CHUNK)
 
@@ -519,17 +530,13 @@ class ClientConnection(asyncio.Protocol):
                 conn = idle.pop()
                 transport = conn.transport
                 if not transport.is_closing():
+                    # The caller writes ex.out once the read it came in is parsed whole.
                     ex.reused = True
                     conn.exchange = ex
                     ex.upstream = conn
-                    conn.got_bytes = False
-                    conn.deadline = plane.now + plane.idle_timeout
-                    ex.started = _monotonic()
-                    out = ex.out
-                    if out:
-                        transport.write(out[0] if len(out) == 1 else b"".join(out))
-                        out.clear()
-                        ex.out_bytes = 0
+                    conn.got_bytes = conn.wrote = False
+                    ex.started = started = _monotonic()
+                    conn.deadline = started + plane.idle_timeout
                     return
             self._spawn_connect(ex, target)
         elif type(action) is FixedResponse:
@@ -569,9 +576,14 @@ class ClientConnection(asyncio.Protocol):
                     lambda: UpstreamConnection(target, plane), target.ip, target.port
                 )
         except TimeoutError:
+            target.group.target_errors += 1
             self.fail(ex, 504)
             return
         except OSError:
+            # Refused, or the host unreachable (a killed task): 502 now, and no new request
+            # goes to the target for a while; never retried (ALB retries no request).
+            target.group.target_errors += 1
+            target.suspect(self.plane.now)
             self.fail(ex, 502)
             return
         if self.active is not ex or target.removed:
@@ -667,6 +679,10 @@ class ClientConnection(asyncio.Protocol):
         self.active = None
         self.queue.clear()
         if ex is not None:
+            up = ex.upstream
+            if up is not None:
+                up.detach()
+                up.abort()  # the target holds part of a request that will never end
             self._release(ex, reuse=False)
             if ex.responded:
                 self.abort()  # mid-response: an error page would corrupt it
@@ -677,9 +693,10 @@ class ClientConnection(asyncio.Protocol):
             self.closed = True
 
     def abort(self) -> None:
+        """Cut the connection with a TCP reset: a response cut short must not look whole."""
         if not self.closed:
             self.closed = True
-            self.transport.abort()
+            reset(self.transport)
 
     def expire(self, now: float) -> None:
         """The sweeper's check of this connection's deadlines."""
@@ -693,6 +710,15 @@ class ClientConnection(asyncio.Protocol):
         ex = self.active
         if ex is not None and ex.upstream is not None and now >= ex.upstream.deadline:
             self.fail(ex, 504)
+
+
+def reset(transport: Any) -> None:
+    """Abort ``transport`` with a RST (SO_LINGER 0), not a FIN."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_ZERO)
+    transport.abort()
 
 
 def _received(ex: Exchange) -> bool:

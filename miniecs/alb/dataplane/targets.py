@@ -19,6 +19,9 @@ from .health import DEREGISTRATION_IN_PROGRESS, Health, TargetState, registered
 if TYPE_CHECKING:
     from .upstream import UpstreamConnection
 
+SUSPECT_SECONDS = 1.0
+"""Real seconds a target that refused a connection is passed over."""
+
 
 class Target:
     """One registered ip:port of one target group."""
@@ -36,6 +39,7 @@ class Target:
         "requests",
         "routable",
         "slow_start_from",
+        "suspect_until",
     )
 
     def __init__(self, group: TargetGroup, spec: TargetSpec, check: HealthCheck) -> None:
@@ -50,18 +54,37 @@ class Target:
         self.requests = 0
         self.removed = False
         self.slow_start_from: float | None = None
+        self.suspect_until = 0.0
+        """Until then the target takes no new request: a connection to it was just refused or
+        its host was unreachable (see :meth:`suspect`)."""
         self.idle: list[UpstreamConnection] = []
         """Pooled keep-alive connections, most recently used last."""
 
     def set_health(self, health: Health, now: float) -> None:
         was = self.routable
         self.health = health
-        self.routable = health.routable
+        self.routable = health.routable and self.suspect_until == 0.0
         if self.routable and not was:
             others = any(t.routable for t in self.group.targets.values() if t is not self)
             # ALB skips slow start for the only healthy target (nothing to protect it from).
             self.slow_start_from = now if others and self.group.spec.slow_start > 0 else None
         if self.routable != was:
+            self.group.invalidate()
+
+    def suspect(self, now: float) -> None:
+        """A connection to the target was refused or its host unreachable: choose it for no
+        new request for :data:`SUSPECT_SECONDS` (the health checker's state is unchanged; its
+        next result still counts). ALB has no such passive check; a task killed here would
+        otherwise take a request per pick until the control plane deregisters it."""
+        self.suspect_until = now + SUSPECT_SECONDS
+        if self.routable:
+            self.routable = False
+            self.group.invalidate()
+
+    def expire_suspicion(self, now: float) -> None:
+        if self.suspect_until and now >= self.suspect_until:
+            self.suspect_until = 0.0
+            self.routable = self.health.routable
             self.group.invalidate()
 
     def view(self) -> tuple[str, str | None, str | None]:
@@ -90,6 +113,9 @@ class TargetGroup:
         """Target responses by class: index 2 is 2xx ... 5 is 5xx."""
         self.response_time_sum = 0.0
         self.response_time_count = 0
+        self.target_errors = 0
+        """Connections to targets refused, unreachable or timed out, and responses broken
+        (malformed, reset or closed before their end)."""
         self.speed = 1.0
         self.update(spec, 1.0)
 
