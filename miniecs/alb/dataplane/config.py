@@ -18,7 +18,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-POLL_SECONDS = 0.2
+POLL_SECONDS = 0.05
 """How often the config file is checked for a change."""
 ALGORITHMS = ("round_robin", "least_outstanding_requests", "weighted_random")
 
@@ -44,11 +44,13 @@ class HealthCheck:
 
 @dataclass(frozen=True, slots=True)
 class TargetSpec:
-    """A registered target; ``draining`` once it is deregistered."""
+    """A registered target; ``draining`` once it is deregistered; ``down`` once the control
+    plane saw its task's container die (chosen no more, in-flight requests 502)."""
 
     ip: str
     port: int
     draining: bool = False
+    down: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +228,7 @@ def _target(raw: Any, where: str) -> TargetSpec:
         ip=_str(doc.get("ip"), f"{where}.ip"),
         port=_port(doc.get("port"), f"{where}.port"),
         draining=bool(doc.get("draining", False)),
+        down=bool(doc.get("down", False)),
     )
 
 

@@ -3,7 +3,8 @@ connections and the counters ``state.json`` reports.
 
 The config (:mod:`.config`) says which targets exist; :meth:`TargetGroup.update` keeps the
 objects of targets that stay (their health, connections and counters survive a new config
-version) and returns the targets that left, whose in-flight requests the caller answers 502.
+version) and returns the targets that left or went ``down``, whose in-flight requests the caller
+answers 502.
 :meth:`TargetGroup.pick` is on the hot path: it reuses a cached candidate list that is rebuilt
 only when a health or draining change invalidates it.
 """
@@ -27,6 +28,7 @@ class Target:
     """One registered ip:port of one target group."""
 
     __slots__ = (
+        "deregistering",
         "draining",
         "group",
         "health",
@@ -47,7 +49,9 @@ class Target:
         self.ip = spec.ip
         self.port = spec.port
         self.key = f"{spec.ip}:{spec.port}"
-        self.draining = spec.draining
+        self.deregistering = spec.draining
+        self.draining = spec.draining or spec.down
+        """Takes no new request: deregistering, or ``down``."""
         self.health = registered(check)
         self.routable = self.health.routable
         self.in_flight = 0
@@ -89,7 +93,7 @@ class Target:
 
     def view(self) -> tuple[str, str | None, str | None]:
         """(state, reason, description) as DescribeTargetHealth shows them."""
-        if self.draining:
+        if self.deregistering:
             return (TargetState.DRAINING.value, *DEREGISTRATION_IN_PROGRESS)
         return self.health.state.value, self.health.reason, self.health.description
 
@@ -120,7 +124,8 @@ class TargetGroup:
         self.update(spec, 1.0)
 
     def update(self, spec: TargetGroupSpec, speed: float) -> list[Target]:
-        """Apply a new spec (AWS durations run ``speed`` times faster); return the targets gone."""
+        """Apply a new spec (AWS durations run ``speed`` times faster); return the targets gone
+        or newly down."""
         check_changed = spec.health_check != self.spec.health_check
         self.spec = spec
         self.speed = speed
@@ -131,21 +136,28 @@ class TargetGroup:
             target.removed = True
             target.close_idle()
             del self.targets[(target.ip, target.port)]
+        down = []
         for key, tspec in wanted.items():
             known = self.targets.get(key)
             if known is None:
-                self.targets[key] = Target(self, tspec, spec.health_check)
+                known = self.targets[key] = Target(self, tspec, spec.health_check)
+                known.removed = tspec.down
                 continue
             target = known
+            if tspec.down and not target.removed:
+                down.append(target)  # its in-flight requests get 502, like a removed one's
+            target.removed = tspec.down
             if check_changed and (
                 not spec.health_check.enabled or target.health.state is TargetState.UNAVAILABLE
             ):
                 target.set_health(registered(spec.health_check), 0.0)
-            if tspec.draining and not target.draining:
+            draining = tspec.draining or tspec.down
+            if draining and not target.draining:
                 target.close_idle()
-            target.draining = tspec.draining
+            target.draining = draining
+            target.deregistering = tspec.draining
         self.invalidate()
-        return gone
+        return gone + down
 
     def invalidate(self) -> None:
         self._cands = None
