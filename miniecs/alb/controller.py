@@ -331,7 +331,8 @@ class AlbController:
 
     def desired_config(self, lb_arn: str) -> dict[str, Any]:
         lb = self.store.get(lb_arn, LOAD_BALANCER)
-        idle = attributes(lb)["idle_timeout.timeout_seconds"] if lb else "60"
+        attrs = attributes(lb) if lb else {}
+        idle = attrs.get("idle_timeout.timeout_seconds", "60")
         listeners = self.store.all(LISTENER, lb_arn)
         rules = [r for listener in listeners for r in self.store.all(RULE, listener.arn)]
         records = self.store.targets()
@@ -343,6 +344,7 @@ class AlbController:
             speed=self.clock.speed,
             bind=self.settings.bind if self._host_network is not False else "0.0.0.0",
             idle_timeout=int(idle),
+            desync_mitigation_mode=attrs.get("routing.http.desync_mitigation_mode", "defensive"),
         )
         if self._down:
             down = {

@@ -22,7 +22,7 @@ from typing import Any
 
 from . import health, state
 from .config import Config, ConfigError, ConfigWatcher, HealthCheck
-from .plane import Plane
+from .plane import DESYNC_POLICY, Plane
 from .proxy import Listener
 from .routing import ListenerTable, compile_listener
 from .targets import Target, TargetGroup
@@ -62,6 +62,7 @@ class DataPlane:
         plane = self.plane
         plane.limits = config.limits
         plane.idle_timeout = config.idle_timeout
+        plane.desync_refuse, plane.desync_close = DESYNC_POLICY[config.desync_mitigation_mode]
         plane.speed = config.speed
         gone: list[Target] = []
         for arn in list(plane.groups):

@@ -37,7 +37,7 @@ from typing import Any
 import httptools
 
 from . import responses
-from .plane import PAUSE_BUFFER, PAUSE_PIPELINE, Plane
+from .plane import ACCEPTABLE, AMBIGUOUS, PAUSE_BUFFER, PAUSE_PIPELINE, Plane
 from .routing import FixedResponse, Forward, ListenerTable, Redirect, RequestInfo
 from .targets import Target, TargetGroup
 from .upstream import UpstreamConnection
@@ -72,12 +72,24 @@ WHOLE_REQUEST = re.compile(
 )
 """A bodiless GET or HEAD in origin form, in a strict subset of the syntax llhttp accepts
 (token names, visible ASCII, no obs-fold, no control characters): the fast path's test."""
+SEPARATORS = bytes(c for c in range(256) if not chr(c).isalpha() or c > 127)
+"""What http-desync-guardian's normalisation strips from a header name before comparing it
+with Transfer-Encoding and Content-Length (case aside)."""
+SUSPICIOUS = frozenset({b"transferencoding", b"contentlength"})
 SPECIAL = re.compile(
     rb"\r\n(host|connection|keep-alive|te|trailer|upgrade|proxy-connection|transfer-encoding"
-    rb"|content-length|x-forwarded-for|x-forwarded-proto|x-forwarded-port|x-amzn-trace-id):",
+    rb"|content-length|x-forwarded-for|x-forwarded-proto|x-forwarded-port|x-amzn-trace-id"
+    + b"".join(
+        b"|[^a-z:\r\n]*" + b"[^a-z:\r\n]*".join(bytes([c]) for c in word) + b"[^a-z:\r\n]*"
+        for word in sorted(SUSPICIOUS)
+    )
+    + rb"):",
     re.IGNORECASE,
 )
-"""The DROPPED request headers: the fast path takes a request with just one of them, Host."""
+"""The DROPPED request headers, and names that normalise to Transfer-Encoding or
+Content-Length: the fast path takes a request with just one of them, Host."""
+TRACE_ID = re.compile(rb"Root=1-[0-9a-fA-F]{8}-[0-9a-fA-F]{24}(?:;[!-:<-~]+)*")
+"""An X-Amzn-Trace-Id a client may pass on (otherwise the load balancer sets its own)."""
 IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
 MAX_PIPELINE = 16
 """Queued pipelined requests per connection before reading pauses."""
@@ -135,6 +147,8 @@ class Exchange:
     close_after = False
     retried = False
     reused = False
+    desync_close = False
+    """An Ambiguous request in defensive mode: neither connection is used again."""
     started = 0.0
     group: TargetGroup | None = None
     target: Target | None = None
@@ -179,6 +193,8 @@ class ClientConnection(asyncio.Protocol):
         self.rare = False
         """A header came that needs more than the common path (see ``on_headers_complete``)."""
         self.head_size = 0
+        self.tier = 0
+        """The request's http-desync-guardian class so far (plane.COMPLIANT ...)."""
 
     # --- asyncio.Protocol ---------------------------------------------------------------------
 
@@ -201,6 +217,12 @@ class ClientConnection(asyncio.Protocol):
             self.phase = HEAD
             self.head_bytes = len(data)
             self.deadline = self.plane.now + self.limits.head_timeout
+            end = data.find(b"\n")
+            if b"  " in (data[:end] if end >= 0 else data):
+                # llhttp accepts runs of spaces in the request line (and forwards it
+                # normalised); RFC 9112 3 has one SP each. Checked where a read begins a request.
+                self.reject(400)
+                return
         elif phase == HEAD:
             self.head_bytes += len(data)
         elif phase == BODY:
@@ -339,6 +361,10 @@ class ClientConnection(asyncio.Protocol):
         lname = name.lower()
         if lname not in DROPPED:
             self.lines += (name, COLON, value, CRLF)
+            if len(lname) > 12 and lname.translate(None, SEPARATORS) in SUSPICIOUS:
+                self.tier = AMBIGUOUS  # SuspiciousHeader (Transfer_Encoding, Content.Length)
+            elif not value.isascii() and not self.tier:
+                self.tier = ACCEPTABLE  # NonCompliantHeader (obs-text)
         elif lname == b"host":
             if self.host is not None:
                 raise Reject(400)
@@ -414,17 +440,26 @@ class ClientConnection(asyncio.Protocol):
             if self.named is not None:
                 lines = _without(lines, self.named)
             te = self.te
+            bodiless = method == b"GET" or method == b"HEAD"
             if te is not None:
                 if http10 or te.lower() != b"chunked":
                     raise Reject(400)
                 ex.chunked = ex.has_body = True
                 lines += (b"Transfer-Encoding: chunked\r\n",)
+                if bodiless:
+                    self.tier = AMBIGUOUS  # UndefinedTransferEncodingSemantics
             elif self.content_length is not None:
-                length = int(self.content_length)
+                text = self.content_length
+                length = int(text)
                 if length > self.limits.max_body_bytes:
                     raise Reject(413)
                 ex.has_body = length > 0
-                lines += (b"Content-Length: ", self.content_length, CRLF)
+                lines += (b"Content-Length: %d\r\n" % length,)
+                if bodiless:
+                    # GetHeadZeroContentLength / UndefinedContentLengthSemantics
+                    self.tier = max(self.tier, AMBIGUOUS if length else ACCEPTABLE)
+                if len(text) > 1 and text[:1] == b"0":
+                    self.tier = AMBIGUOUS  # leading zeros: not every parser reads decimal
             if host is not None:
                 lines += (b"Host: ", host, CRLF)
             if self.xff is not None:
@@ -436,7 +471,16 @@ class ClientConnection(asyncio.Protocol):
             self.xff = self.trace = self.te = self.content_length = None
             self.named = None
             self.rare = False
-        if trace is not None and trace.startswith(b"Root=1-"):
+        tier = self.tier
+        if tier:
+            self.tier = 0
+            plane.counters.count_desync(tier)
+            if tier >= plane.desync_refuse:
+                raise Reject(400)
+            if tier >= plane.desync_close:
+                ex.keep_alive = False
+                ex.desync_close = True
+        if trace is not None and TRACE_ID.fullmatch(trace) is not None:
             lines += (b"X-Amzn-Trace-Id: ", trace, CRLF, CRLF)
         else:
             plane.trace_seq += 1
@@ -663,7 +707,7 @@ class ClientConnection(asyncio.Protocol):
         up = ex.upstream
         if up is not None:
             ex.upstream = None
-            if reuse and ex.request_complete and target is not None:
+            if reuse and ex.request_complete and target is not None and not ex.desync_close:
                 up.release(target)
             else:
                 up.detach()
@@ -675,6 +719,8 @@ class ClientConnection(asyncio.Protocol):
         counters.rejected += 1
         counters.requests += 1
         counters.count_elb(status)
+        if status == 400:
+            counters.desync_severe += 1
         ex = self.active
         self.active = None
         self.queue.clear()
