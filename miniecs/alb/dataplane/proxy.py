@@ -476,6 +476,7 @@ class ClientConnection(asyncio.Protocol):
             self.tier = 0
             plane.counters.count_desync(tier)
             if tier >= plane.desync_refuse:
+                self.tier = -1  # counted in its class already
                 raise Reject(400)
             if tier >= plane.desync_close:
                 ex.keep_alive = False
@@ -719,8 +720,8 @@ class ClientConnection(asyncio.Protocol):
         counters.rejected += 1
         counters.requests += 1
         counters.count_elb(status)
-        if status == 400:
-            counters.desync_severe += 1
+        if status == 400 and self.tier >= 0:
+            counters.desync_severe += 1  # malformed: no class of its own
         ex = self.active
         self.active = None
         self.queue.clear()
