@@ -204,18 +204,8 @@ class UpstreamConnection(asyncio.Protocol):
             return False
         if not ex.request_complete or self.interim:
             return False
-        head = WHOLE_HEAD.match(data)
-        if head is None:
-            return False
-        end = head.end()
-        framing = FRAMING.findall(data, 0, end)
-        if len(framing) != 1 or framing[0][0].lower() != b"content-length":
-            return False
-        length = framing[0][1].strip(b" \t")
-        if not length.isdigit() or len(data) - end != int(length):
-            return False
-        status = int(data[9:12])
-        if status == 204 or status == 304:
+        status = whole_response(data)
+        if status == 0:
             return False
         self.wrote = True
         group = ex.group
@@ -390,6 +380,26 @@ class UpstreamConnection(asyncio.Protocol):
         if not ex.request_complete:
             self.keep_alive = False
         ex.client.finish(ex, reuse=True)
+
+
+def whole_response(data: bytes) -> int:
+    """The status, when ``data`` is exactly one final response the fast path may pass on as it
+    came: a WHOLE_HEAD whose only FRAMING header is one decimal Content-Length, and exactly
+    that much body (not 204 or 304); else 0 (pure)."""
+    head = WHOLE_HEAD.match(data)
+    if head is None:
+        return 0
+    end = head.end()
+    framing = FRAMING.findall(data, 0, end)
+    if len(framing) != 1 or framing[0][0].lower() != b"content-length":
+        return 0
+    length = framing[0][1].strip(b" \t")
+    if not length.isdigit() or len(data) - end != int(length):
+        return 0
+    status = int(data[9:12])
+    if status == 204 or status == 304:
+        return 0
+    return status
 
 
 def _rebuilt(head: bytes, status: int) -> tuple[bytes, bytes | None, bool]:
