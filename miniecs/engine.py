@@ -14,6 +14,7 @@ import signal
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
@@ -37,7 +38,7 @@ from miniecs.metrics.sampler import Sampler
 from miniecs.metrics.store import MetricStore
 from miniecs.metrics.view import UsageView, usage_view
 from miniecs.model import Task, TaskStatus
-from miniecs.runtime.base import Runtime
+from miniecs.runtime.base import PAUSE_CONTAINER, Runtime
 from miniecs.runtime.docker import DockerRuntime
 from miniecs.scheduler.loop import ServiceScheduler
 from miniecs.scheduler.repair import repair_services
@@ -197,6 +198,18 @@ class Engine:
             if t.task_id != task.task_id
         )
 
+    def _serving_ip_lost(self, task_id: str, container: str) -> str | None:
+        """The IP a task stops serving on when `container` dies: its pause container's or an
+        essential container's death stops the task (ECS), so its targets stop at once."""
+        task = self.store.get_task(task_id)
+        if task is None or task.private_ip is None:
+            return None
+        if container != PAUSE_CONTAINER and not any(
+            c.name == container and c.essential for c in task.containers
+        ):
+            return None
+        return task.private_ip
+
     def _target_group_attached(self, arn: str) -> bool:
         info = self.alb.target_group(arn)
         return info is not None and bool(info.load_balancer_arns)
@@ -268,6 +281,7 @@ class Engine:
                     ("task-controller", self.controller.run),
                     ("service-scheduler", self.scheduler.run),
                     ("alb-controller", self.alb.run),
+                    ("alb-deaths", partial(self.alb.watch_deaths, self._serving_ip_lost)),
                     ("metrics-sampler", self.sampler.run),
                     ("autoscaler", self.autoscaler.run),
                     ("clock", self._persist_clock),

@@ -83,6 +83,7 @@ def build_config(
     speed: float,
     bind: str,
     idle_timeout: int = 60,
+    desync_mitigation_mode: str = "defensive",
 ) -> dict[str, Any]:
     """config.json without its `version`: every listener with its non-default rules, and every
     target group those forward to with its targets (draining ones flagged)."""
@@ -136,6 +137,7 @@ def build_config(
         "speed": speed,
         "bind": bind,
         "idle_timeout": idle_timeout,
+        "desync_mitigation_mode": desync_mitigation_mode,
         "listeners": out_listeners,
         "target_groups": out_groups,
     }

@@ -19,7 +19,7 @@ import ipaddress
 import json
 import logging
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -169,6 +169,9 @@ class AlbController:
         """LB ARN → (failed runs in a row, control-plane time of the next attempt, listener
         ports then): failed runs back off exponentially; a change of ports retries at once."""
         self._desired: DesiredView | None = None
+        self._down: dict[str, float] = {}
+        """Task IP → control-plane time its task's essential container died: its targets
+        registered before then are `down` in every pushed config (see `watch_deaths`)."""
 
     def desired(self) -> DesiredView:
         """The desired state the hot paths need, re-read only after an ELBv2 write."""
@@ -329,18 +332,58 @@ class AlbController:
 
     def desired_config(self, lb_arn: str) -> dict[str, Any]:
         lb = self.store.get(lb_arn, LOAD_BALANCER)
-        idle = attributes(lb)["idle_timeout.timeout_seconds"] if lb else "60"
+        attrs = attributes(lb) if lb else {}
+        idle = attrs.get("idle_timeout.timeout_seconds", "60")
         listeners = self.store.all(LISTENER, lb_arn)
         rules = [r for listener in listeners for r in self.store.all(RULE, listener.arn)]
-        return build_config(
+        records = self.store.targets()
+        doc = build_config(
             listeners,
             rules,
             self.store.all(TARGET_GROUP),
-            self.store.targets(),
+            records,
             speed=self.clock.speed,
             bind=self.settings.bind if self._host_network is not False else "0.0.0.0",
             idle_timeout=int(idle),
+            desync_mitigation_mode=attrs.get("routing.http.desync_mitigation_mode", "defensive"),
         )
+        if self._down:
+            down = {
+                (r.tg_arn, r.ip, r.port)
+                for r in records
+                if r.ip in self._down and r.registered_at <= self._down[r.ip]
+            }
+            for tg in doc["target_groups"]:
+                for target in tg["targets"]:
+                    if (tg["arn"], target["ip"], target["port"]) in down:
+                        target["down"] = True
+        return doc
+
+    # container deaths --------------------------------------------------------------------------
+    async def watch_deaths(self, lost_ip: Callable[[str, str], str | None]) -> None:
+        """Follow the engine's container deaths: when `lost_ip(task id, container name)` says a
+        death costs a task its service (an essential or pause container), that IP's targets are
+        pushed `down` to every data plane at once, without waiting for ECS to stop the task
+        and deregister them: the data plane chooses them no more and answers their in-flight
+        requests 502. DescribeTargetHealth is unchanged; ECS's deregistration follows."""
+        while True:
+            try:
+                async for task_id, container in self.runtime.container_deaths():
+                    ip = lost_ip(task_id, container)
+                    if ip is None or not any(r.ip == ip for r in self.store.targets()):
+                        continue
+                    self._down[ip] = self.clock.now()
+                    await self.push_all()
+            except RuntimeUnavailable as exc:
+                log.warning("ALB controller: container events: %s", exc)
+            await asyncio.sleep(self.settings.interval)
+
+    async def push_all(self) -> None:
+        """Push the desired config to every running data plane now."""
+        for lb_arn in list(self._running):
+            lb = self.store.get(lb_arn, LOAD_BALANCER)
+            if lb is not None:
+                await self._push(lb_arn, self.docker_name(lb))
 
     # the loop ----------------------------------------------------------------------------------
     def notify(self) -> None:
@@ -381,6 +424,10 @@ class AlbController:
             if name is not None:
                 running[arn] = name
         self._finish_drains(self.clock.now())
+        if self._down:
+            registered = {r.ip for r in self.store.targets()}
+            for ip in [ip for ip in self._down if ip not in registered]:
+                del self._down[ip]
         for arn, name in running.items():
             await self._push(arn, name)
 

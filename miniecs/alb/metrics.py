@@ -71,6 +71,12 @@ def datapoints(
         value = _delta(lb_now, lb_before, key)
         if value > 0:
             put(name, on_lb, value)
+    noncompliant = sum(
+        _delta(lb_now, lb_before, f"desync_{tier}")
+        for tier in ("acceptable", "ambiguous", "severe")
+    )
+    if noncompliant > 0:
+        put("DesyncMitigationMode_NonCompliant_Request_Count", on_lb, noncompliant)
 
     lb_codes = dict.fromkeys(("2xx", "3xx", "4xx", "5xx"), 0.0)
     lb_time = Stats(0.0, 0.0, 0.0, 0.0)

@@ -176,6 +176,15 @@ def load_balancer_attributes(attrs: dict[str, str], known: dict[str, str]) -> No
                 "Load balancer attribute 'routing.http.xff_header_processing.mode' "
                 "must be append, preserve or remove"
             )
+        elif key == "routing.http.desync_mitigation_mode" and value not in (
+            "monitor",
+            "defensive",
+            "strictest",
+        ):
+            raise ValidationError(
+                "Load balancer attribute 'routing.http.desync_mitigation_mode' "
+                "must be monitor, defensive or strictest"
+            )
 
 
 def target_group_attributes(attrs: dict[str, str], known: dict[str, str]) -> None:

@@ -8,7 +8,7 @@ other's containers.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -229,4 +229,9 @@ class Runtime(Protocol):
     async def read_file(self, docker_name: str, path: str) -> bytes | None:
         """The content of `path` inside the container; None when the file or container is
         missing."""
+        ...
+
+    def container_deaths(self) -> AsyncIterator[tuple[str, str]]:
+        """(task id, ECS container name) of this instance's task containers as the engine
+        reports them dying, for as long as the caller iterates (raises RuntimeUnavailable)."""
         ...

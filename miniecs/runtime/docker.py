@@ -17,7 +17,7 @@ import re
 import tarfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -438,6 +438,45 @@ class DockerRuntime:
                 return extracted.read() if extracted is not None else None
 
         return await self._call(read)
+
+    async def container_deaths(self) -> AsyncIterator[tuple[str, str]]:
+        """Docker's `die` events of this instance's task containers, read by a thread of their
+        own (the stream blocks) that reconnects after an engine hiccup."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+        stop = threading.Event()
+        streams: list[Any] = []
+        filters = {
+            "type": "container",
+            "event": "die",
+            "label": [f"{LABEL_INSTANCE}={self.instance}", LABEL_TASK],
+        }
+
+        def pump() -> None:
+            while not stop.is_set():
+                try:
+                    stream = self.api.events(decode=True, filters=filters)
+                    streams[:] = [stream]
+                    for event in stream:
+                        labels = (event.get("Actor") or {}).get("Attributes") or {}
+                        died = (labels.get(LABEL_TASK, ""), labels.get(LABEL_CONTAINER, ""))
+                        if died[0]:
+                            loop.call_soon_threadsafe(queue.put_nowait, died)
+                except RuntimeError:
+                    return  # the event loop is closed
+                except Exception:  # the engine went away: wait, then listen again
+                    stop.wait(1.0)
+
+        thread = threading.Thread(target=pump, name="docker-events", daemon=True)
+        thread.start()
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            stop.set()
+            for stream in streams:
+                with contextlib.suppress(Exception):
+                    stream.close()
 
 
 def _tar(path: str, data: bytes) -> bytes:

@@ -6,9 +6,10 @@ and adds levers a test needs: `exit()` a container, set its `health`, make an im
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 
 from miniecs.errors import RuntimeUnavailable
 from miniecs.runtime.base import (
@@ -59,6 +60,8 @@ class FakeRuntime:
         self.proxy_specs: dict[str, ProxySpec] = {}
         self.files: dict[str, dict[str, bytes]] = {}
         """Files inside each proxy container, by path (tests write state.json here)."""
+        self.deaths: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+        """What `container_deaths` yields; `exit` puts into it."""
 
     def _check(self) -> None:
         if not self.available:
@@ -184,11 +187,18 @@ class FakeRuntime:
 
     def exit(self, docker_name: str, code: int, oom: bool = False) -> None:
         self._set(docker_name, state="exited", exit_code=code)
+        died = self.containers[docker_name]
+        self.deaths.put_nowait((died.task_id, died.container_name))
         if oom:
             self.oom.add(docker_name)
 
     def set_health(self, docker_name: str, health: str) -> None:
         self._set(docker_name, health=health)
+
+    async def container_deaths(self) -> AsyncIterator[tuple[str, str]]:
+        while True:
+            self._check()
+            yield await self.deaths.get()
 
     def names_of_task(self, task_id: str) -> list[str]:
         return [n for n, c in self.containers.items() if c.task_id == task_id]

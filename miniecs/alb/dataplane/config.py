@@ -18,7 +18,8 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-POLL_SECONDS = 0.2
+DESYNC_MODES = ("monitor", "defensive", "strictest")
+POLL_SECONDS = 0.05
 """How often the config file is checked for a change."""
 ALGORITHMS = ("round_robin", "least_outstanding_requests", "weighted_random")
 
@@ -44,11 +45,13 @@ class HealthCheck:
 
 @dataclass(frozen=True, slots=True)
 class TargetSpec:
-    """A registered target; ``draining`` once it is deregistered."""
+    """A registered target; ``draining`` once it is deregistered; ``down`` once the control
+    plane saw its task's container die (chosen no more, in-flight requests 502)."""
 
     ip: str
     port: int
     draining: bool = False
+    down: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +107,8 @@ class Config:
     listeners: tuple[ListenerSpec, ...] = ()
     target_groups: tuple[TargetGroupSpec, ...] = ()
     limits: Limits = field(default_factory=Limits)
+    desync_mitigation_mode: str = "defensive"
+    """ALB's ``routing.http.desync_mitigation_mode``: monitor, defensive or strictest."""
 
 
 def parse(text: str | bytes) -> Config:
@@ -139,11 +144,15 @@ def from_dict(raw: Any) -> Config:
     idle = _num(doc.get("idle_timeout", 60), "idle_timeout")
     if idle <= 0:
         raise ConfigError("idle_timeout: must be > 0")
+    mode = _str(doc.get("desync_mitigation_mode", "defensive"), "desync_mitigation_mode")
+    if mode not in DESYNC_MODES:
+        raise ConfigError(f"desync_mitigation_mode: one of {', '.join(DESYNC_MODES)}")
     return Config(
         version=version,
         speed=speed,
         bind=_str(doc.get("bind", "127.0.0.1"), "bind"),
         idle_timeout=idle,
+        desync_mitigation_mode=mode,
         listeners=listeners,
         target_groups=groups,
         limits=_limits(doc.get("limits", {})),
@@ -226,6 +235,7 @@ def _target(raw: Any, where: str) -> TargetSpec:
         ip=_str(doc.get("ip"), f"{where}.ip"),
         port=_port(doc.get("port"), f"{where}.port"),
         draining=bool(doc.get("draining", False)),
+        down=bool(doc.get("down", False)),
     )
 
 

@@ -7,7 +7,7 @@ UnhealthyThresholdCount consecutive failures and back after HealthyThresholdCoun
 passes. ``draining`` is not a health result: it overlays the state while the target is being
 deregistered. With health checks disabled the state is ``unavailable``
 (``Target.HealthCheckDisabled``) and the target is routable. The probe runs every interval
-divided by the control plane's clock ``speed``.
+divided by the control plane's clock ``speed``; its timeout is real seconds.
 """
 
 from __future__ import annotations
@@ -154,10 +154,15 @@ async def check_loop(
     get: Callable[[], Health],
     put: Callable[[Health], None],
 ) -> None:
-    """Probe forever at the check's interval (divided by ``speed``), reporting through ``put``."""
+    """Probe forever at the check's interval (divided by ``speed``), reporting through ``put``.
+
+    The timeout is real seconds at any speed: AWS's HealthCheckTimeoutSeconds is how long no
+    response means a failed check, a property of the target's real work, so a slow but healthy
+    target is never flapped by the clock speed. A probe may then outlast the compressed
+    interval; the next one starts an interval after it ends."""
     ranges = parse_matcher(check.matcher)
     interval = check.interval / speed
-    timeout = min(check.timeout, check.interval) / speed
+    timeout = check.timeout
     path = check.path
     while True:
         put(checking(get()))

@@ -22,7 +22,7 @@ from typing import Any
 
 from . import health, state
 from .config import Config, ConfigError, ConfigWatcher, HealthCheck
-from .plane import Plane
+from .plane import DESYNC_POLICY, Plane
 from .proxy import Listener
 from .routing import ListenerTable, compile_listener
 from .targets import Target, TargetGroup
@@ -62,6 +62,7 @@ class DataPlane:
         plane = self.plane
         plane.limits = config.limits
         plane.idle_timeout = config.idle_timeout
+        plane.desync_refuse, plane.desync_close = DESYNC_POLICY[config.desync_mitigation_mode]
         plane.speed = config.speed
         gone: list[Target] = []
         for arn in list(plane.groups):
@@ -163,6 +164,8 @@ class DataPlane:
         horizon = now - plane.idle_timeout
         for group in plane.groups.values():
             for target in group.targets.values():
+                if target.suspect_until:
+                    target.expire_suspicion(now)
                 if target.idle and target.idle[0].idle_since < horizon:
                     stale = [c for c in target.idle if c.idle_since < horizon]
                     target.idle = [c for c in target.idle if c.idle_since >= horizon]

@@ -26,11 +26,35 @@ if TYPE_CHECKING:
 # Reasons a client connection stops reading (a bit set).
 PAUSE_PIPELINE, PAUSE_UPSTREAM, PAUSE_BUFFER = 1, 2, 4
 
+# http-desync-guardian's request classes, in increasing severity.
+COMPLIANT, ACCEPTABLE, AMBIGUOUS, SEVERE = range(4)
+NEVER = 4
+DESYNC_POLICY = {
+    # mode: (lowest class refused with 400, lowest class whose connections close after it)
+    "monitor": (NEVER, NEVER),
+    "defensive": (SEVERE, AMBIGUOUS),
+    "strictest": (ACCEPTABLE, NEVER),
+}
+"""ALB's desync mitigation modes. Requests llhttp cannot frame (Severe or Ambiguous to the
+guardian: CL with TE, bad chunk sizes, obs-fold, bare CR or LF, ...) are refused in every mode:
+there is no request boundary to forward them by."""
+
 
 class LoadBalancerCounters:
     """Cumulative counts of what the load balancer itself answered."""
 
-    __slots__ = ("elb_4xx", "elb_5xx", "elb_502", "elb_503", "elb_504", "rejected", "requests")
+    __slots__ = (
+        "desync_acceptable",
+        "desync_ambiguous",
+        "desync_severe",
+        "elb_4xx",
+        "elb_5xx",
+        "elb_502",
+        "elb_503",
+        "elb_504",
+        "rejected",
+        "requests",
+    )
 
     def __init__(self) -> None:
         self.requests = 0
@@ -41,6 +65,19 @@ class LoadBalancerCounters:
         self.elb_504 = 0
         self.rejected = 0
         """Requests refused as malformed or over a limit (400, 408, 413, 431, 505)."""
+        self.desync_acceptable = 0
+        self.desync_ambiguous = 0
+        self.desync_severe = 0
+        """Requests by http-desync-guardian class (Compliant ones are the rest); Severe counts
+        every request refused 400 as malformed."""
+
+    def count_desync(self, tier: int) -> None:
+        if tier == ACCEPTABLE:
+            self.desync_acceptable += 1
+        elif tier == AMBIGUOUS:
+            self.desync_ambiguous += 1
+        elif tier == SEVERE:
+            self.desync_severe += 1
 
     def count_elb(self, status: int) -> None:
         if 400 <= status < 500:
@@ -66,6 +103,7 @@ class Plane:
         self.limits = limits or Limits()
         self.idle_timeout = idle_timeout
         self.speed = 1.0
+        self.desync_refuse, self.desync_close = DESYNC_POLICY["defensive"]
         self.counters = LoadBalancerCounters()
         self.clients: set[ClientConnection] = set()
         self.tasks: set[asyncio.Task[None]] = set()

@@ -25,8 +25,11 @@ X-Forwarded-Proto / X-Forwarded-Port / X-Amzn-Trace-Id are the load balancer's o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
+import socket
+import struct
 import time
 from collections import deque
 from typing import Any
@@ -34,7 +37,7 @@ from typing import Any
 import httptools
 
 from . import responses
-from .plane import PAUSE_BUFFER, PAUSE_PIPELINE, Plane
+from .plane import ACCEPTABLE, AMBIGUOUS, PAUSE_BUFFER, PAUSE_PIPELINE, Plane
 from .routing import FixedResponse, Forward, ListenerTable, Redirect, RequestInfo
 from .targets import Target, TargetGroup
 from .upstream import UpstreamConnection
@@ -69,12 +72,24 @@ WHOLE_REQUEST = re.compile(
 )
 """A bodiless GET or HEAD in origin form, in a strict subset of the syntax llhttp accepts
 (token names, visible ASCII, no obs-fold, no control characters): the fast path's test."""
+SEPARATORS = bytes(c for c in range(256) if not chr(c).isalpha() or c > 127)
+"""What http-desync-guardian's normalisation strips from a header name before comparing it
+with Transfer-Encoding and Content-Length (case aside)."""
+SUSPICIOUS = frozenset({b"transferencoding", b"contentlength"})
 SPECIAL = re.compile(
     rb"\r\n(host|connection|keep-alive|te|trailer|upgrade|proxy-connection|transfer-encoding"
-    rb"|content-length|x-forwarded-for|x-forwarded-proto|x-forwarded-port|x-amzn-trace-id):",
+    rb"|content-length|x-forwarded-for|x-forwarded-proto|x-forwarded-port|x-amzn-trace-id"
+    + b"".join(
+        b"|[^a-z:\r\n]*" + b"[^a-z:\r\n]*".join(bytes([c]) for c in word) + b"[^a-z:\r\n]*"
+        for word in sorted(SUSPICIOUS)
+    )
+    + rb"):",
     re.IGNORECASE,
 )
-"""The DROPPED request headers: the fast path takes a request with just one of them, Host."""
+"""The DROPPED request headers, and names that normalise to Transfer-Encoding or
+Content-Length: the fast path takes a request with just one of them, Host."""
+TRACE_ID = re.compile(rb"Root=1-[0-9a-fA-F]{8}-[0-9a-fA-F]{24}(?:;[!-:<-~]+)*")
+"""An X-Amzn-Trace-Id a client may pass on (otherwise the load balancer sets its own)."""
 IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
 MAX_PIPELINE = 16
 """Queued pipelined requests per connection before reading pauses."""
@@ -83,6 +98,7 @@ MAX_BUFFERED = 1 << 20
 CRLF = b"\r\n"
 COLON = b": "
 LAST_CHUNK = b"0\r\n\r\n"
+LINGER_ZERO = struct.pack("ii", 1, 0)
 
 _monotonic = time.monotonic
 _new_exchange = object.__new__
@@ -131,6 +147,8 @@ class Exchange:
     close_after = False
     retried = False
     reused = False
+    desync_close = False
+    """An Ambiguous request in defensive mode: neither connection is used again."""
     started = 0.0
     group: TargetGroup | None = None
     target: Target | None = None
@@ -175,6 +193,8 @@ class ClientConnection(asyncio.Protocol):
         self.rare = False
         """A header came that needs more than the common path (see ``on_headers_complete``)."""
         self.head_size = 0
+        self.tier = 0
+        """The request's http-desync-guardian class so far (plane.COMPLIANT ...)."""
 
     # --- asyncio.Protocol ---------------------------------------------------------------------
 
@@ -197,6 +217,12 @@ class ClientConnection(asyncio.Protocol):
             self.phase = HEAD
             self.head_bytes = len(data)
             self.deadline = self.plane.now + self.limits.head_timeout
+            end = data.find(b"\n")
+            if b"  " in (data[:end] if end >= 0 else data):
+                # llhttp accepts runs of spaces in the request line (and forwards it
+                # normalised); RFC 9112 3 has one SP each. Checked where a read begins a request.
+                self.reject(400)
+                return
         elif phase == HEAD:
             self.head_bytes += len(data)
         elif phase == BODY:
@@ -230,13 +256,9 @@ class ClientConnection(asyncio.Protocol):
         action = table.default
         if table.rules or type(action) is not Forward:
             return False
-        match = WHOLE_REQUEST.match(data)
-        if match is None or match.end() != len(data) or len(data) > self.limits.max_head_bytes:
+        method = whole_request(data, self.limits.max_head_bytes)
+        if method is None:
             return False
-        special = SPECIAL.findall(data)
-        if len(special) != 1 or special[0].lower() != b"host":
-            return False
-        method = match.group(1)
         ex = _new_exchange(Exchange)
         ex.client = self
         ex.action = action
@@ -254,6 +276,10 @@ class ClientConnection(asyncio.Protocol):
         plane.counters.requests += 1
         self.phase = WAIT  # finish() makes it IDLE if the answer comes at once (503)
         self.start(ex)
+        up = ex.upstream
+        if up is not None:
+            up.transport.write(ex.out[0])
+            ex.out.clear()
         return True
 
     def _flush(self, ex: Exchange) -> None:
@@ -326,9 +352,15 @@ class ClientConnection(asyncio.Protocol):
         self.head_size += len(name) + len(value) + 4
         if self.head_size > self.limits.max_head_bytes:
             raise Reject(431)
+        if self.phase == BODY:
+            return  # a chunked body's trailer: dropped (counted against max_head_bytes)
         lname = name.lower()
         if lname not in DROPPED:
             self.lines += (name, COLON, value, CRLF)
+            if len(lname) > 12 and lname.translate(None, SEPARATORS) in SUSPICIOUS:
+                self.tier = AMBIGUOUS  # SuspiciousHeader (Transfer_Encoding, Content.Length)
+            elif not value.isascii() and not self.tier:
+                self.tier = ACCEPTABLE  # NonCompliantHeader (obs-text)
         elif lname == b"host":
             if self.host is not None:
                 raise Reject(400)
@@ -404,17 +436,26 @@ class ClientConnection(asyncio.Protocol):
             if self.named is not None:
                 lines = _without(lines, self.named)
             te = self.te
+            bodiless = method == b"GET" or method == b"HEAD"
             if te is not None:
                 if http10 or te.lower() != b"chunked":
                     raise Reject(400)
                 ex.chunked = ex.has_body = True
                 lines += (b"Transfer-Encoding: chunked\r\n",)
+                if bodiless:
+                    self.tier = AMBIGUOUS  # UndefinedTransferEncodingSemantics
             elif self.content_length is not None:
-                length = int(self.content_length)
+                text = self.content_length
+                length = int(text)
                 if length > self.limits.max_body_bytes:
                     raise Reject(413)
                 ex.has_body = length > 0
-                lines += (b"Content-Length: ", self.content_length, CRLF)
+                lines += (b"Content-Length: %d\r\n" % length,)
+                if bodiless:
+                    # GetHeadZeroContentLength / UndefinedContentLengthSemantics
+                    self.tier = max(self.tier, AMBIGUOUS if length else ACCEPTABLE)
+                if len(text) > 1 and text[:1] == b"0":
+                    self.tier = AMBIGUOUS  # leading zeros: not every parser reads decimal
             if host is not None:
                 lines += (b"Host: ", host, CRLF)
             if self.xff is not None:
@@ -426,7 +467,17 @@ class ClientConnection(asyncio.Protocol):
             self.xff = self.trace = self.te = self.content_length = None
             self.named = None
             self.rare = False
-        if trace is not None and trace.startswith(b"Root=1-"):
+        tier = self.tier
+        if tier:
+            self.tier = 0
+            plane.counters.count_desync(tier)
+            if tier >= plane.desync_refuse:
+                self.tier = -1  # counted in its class already
+                raise Reject(400)
+            if tier >= plane.desync_close:
+                ex.keep_alive = False
+                ex.desync_close = True
+        if trace is not None and TRACE_ID.fullmatch(trace) is not None:
             lines += (b"X-Amzn-Trace-Id: ", trace, CRLF, CRLF)
         else:
             plane.trace_seq += 1
@@ -471,6 +522,7 @@ class ClientConnection(asyncio.Protocol):
         if ex is None:
             return
         ex.request_complete = True
+        self.head_size = 0
         if ex.chunked and not ex.close_after:
             ex.out.append(LAST_CHUNK)
 
@@ -519,17 +571,13 @@ class ClientConnection(asyncio.Protocol):
                 conn = idle.pop()
                 transport = conn.transport
                 if not transport.is_closing():
+                    # The caller writes ex.out once the read it came in is parsed whole.
                     ex.reused = True
                     conn.exchange = ex
                     ex.upstream = conn
-                    conn.got_bytes = False
-                    conn.deadline = plane.now + plane.idle_timeout
-                    ex.started = _monotonic()
-                    out = ex.out
-                    if out:
-                        transport.write(out[0] if len(out) == 1 else b"".join(out))
-                        out.clear()
-                        ex.out_bytes = 0
+                    conn.got_bytes = conn.wrote = False
+                    ex.started = started = _monotonic()
+                    conn.deadline = started + plane.idle_timeout
                     return
             self._spawn_connect(ex, target)
         elif type(action) is FixedResponse:
@@ -569,9 +617,14 @@ class ClientConnection(asyncio.Protocol):
                     lambda: UpstreamConnection(target, plane), target.ip, target.port
                 )
         except TimeoutError:
+            target.group.target_errors += 1
             self.fail(ex, 504)
             return
         except OSError:
+            # Refused, or the host unreachable (a killed task): 502 now, and no new request
+            # goes to the target for a while; never retried (ALB retries no request).
+            target.group.target_errors += 1
+            target.suspect(self.plane.now)
             self.fail(ex, 502)
             return
         if self.active is not ex or target.removed:
@@ -651,7 +704,7 @@ class ClientConnection(asyncio.Protocol):
         up = ex.upstream
         if up is not None:
             ex.upstream = None
-            if reuse and ex.request_complete and target is not None:
+            if reuse and ex.request_complete and target is not None and not ex.desync_close:
                 up.release(target)
             else:
                 up.detach()
@@ -663,10 +716,16 @@ class ClientConnection(asyncio.Protocol):
         counters.rejected += 1
         counters.requests += 1
         counters.count_elb(status)
+        if status == 400 and self.tier >= 0:
+            counters.desync_severe += 1  # malformed: no class of its own
         ex = self.active
         self.active = None
         self.queue.clear()
         if ex is not None:
+            up = ex.upstream
+            if up is not None:
+                up.detach()
+                up.abort()  # the target holds part of a request that will never end
             self._release(ex, reuse=False)
             if ex.responded:
                 self.abort()  # mid-response: an error page would corrupt it
@@ -677,9 +736,10 @@ class ClientConnection(asyncio.Protocol):
             self.closed = True
 
     def abort(self) -> None:
+        """Cut the connection with a TCP reset: a response cut short must not look whole."""
         if not self.closed:
             self.closed = True
-            self.transport.abort()
+            reset(self.transport)
 
     def expire(self, now: float) -> None:
         """The sweeper's check of this connection's deadlines."""
@@ -693,6 +753,27 @@ class ClientConnection(asyncio.Protocol):
         ex = self.active
         if ex is not None and ex.upstream is not None and now >= ex.upstream.deadline:
             self.fail(ex, 504)
+
+
+def whole_request(data: bytes, max_head_bytes: int) -> bytes | None:
+    """The method, when ``data`` is exactly one bodiless GET or HEAD the fast path may pass on
+    as it came: WHOLE_REQUEST, one Host and no other SPECIAL header (pure)."""
+    match = WHOLE_REQUEST.match(data)
+    if match is None or match.end() != len(data) or len(data) > max_head_bytes:
+        return None
+    special = SPECIAL.findall(data)
+    if len(special) != 1 or special[0].lower() != b"host":
+        return None
+    return match.group(1)
+
+
+def reset(transport: Any) -> None:
+    """Abort ``transport`` with a RST (SO_LINGER 0), not a FIN."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_ZERO)
+    transport.abort()
 
 
 def _received(ex: Exchange) -> bool:

@@ -50,6 +50,7 @@ def snapshot(plane: Plane, config_version: int | None) -> dict[str, Any]:
             "5xx": codes[5],
             "response_time_sum": round(group.response_time_sum, 6),
             "response_time_count": group.response_time_count,
+            "target_errors": group.target_errors,
             "per_target": {t.key: t.requests for t in group.targets.values()},
         }
     counters["load_balancer"] = plane.counters.as_dict()

@@ -3,7 +3,8 @@ connections and the counters ``state.json`` reports.
 
 The config (:mod:`.config`) says which targets exist; :meth:`TargetGroup.update` keeps the
 objects of targets that stay (their health, connections and counters survive a new config
-version) and returns the targets that left, whose in-flight requests the caller answers 502.
+version) and returns the targets that left or went ``down``, whose in-flight requests the caller
+answers 502.
 :meth:`TargetGroup.pick` is on the hot path: it reuses a cached candidate list that is rebuilt
 only when a health or draining change invalidates it.
 """
@@ -19,11 +20,15 @@ from .health import DEREGISTRATION_IN_PROGRESS, Health, TargetState, registered
 if TYPE_CHECKING:
     from .upstream import UpstreamConnection
 
+SUSPECT_SECONDS = 1.0
+"""Real seconds a target that refused a connection is passed over."""
+
 
 class Target:
     """One registered ip:port of one target group."""
 
     __slots__ = (
+        "deregistering",
         "draining",
         "group",
         "health",
@@ -36,6 +41,7 @@ class Target:
         "requests",
         "routable",
         "slow_start_from",
+        "suspect_until",
     )
 
     def __init__(self, group: TargetGroup, spec: TargetSpec, check: HealthCheck) -> None:
@@ -43,20 +49,25 @@ class Target:
         self.ip = spec.ip
         self.port = spec.port
         self.key = f"{spec.ip}:{spec.port}"
-        self.draining = spec.draining
+        self.deregistering = spec.draining
+        self.draining = spec.draining or spec.down
+        """Takes no new request: deregistering, or ``down``."""
         self.health = registered(check)
         self.routable = self.health.routable
         self.in_flight = 0
         self.requests = 0
         self.removed = False
         self.slow_start_from: float | None = None
+        self.suspect_until = 0.0
+        """Until then the target takes no new request: a connection to it was just refused or
+        its host was unreachable (see :meth:`suspect`)."""
         self.idle: list[UpstreamConnection] = []
         """Pooled keep-alive connections, most recently used last."""
 
     def set_health(self, health: Health, now: float) -> None:
         was = self.routable
         self.health = health
-        self.routable = health.routable
+        self.routable = health.routable and self.suspect_until == 0.0
         if self.routable and not was:
             others = any(t.routable for t in self.group.targets.values() if t is not self)
             # ALB skips slow start for the only healthy target (nothing to protect it from).
@@ -64,9 +75,25 @@ class Target:
         if self.routable != was:
             self.group.invalidate()
 
+    def suspect(self, now: float) -> None:
+        """A connection to the target was refused or its host unreachable: choose it for no
+        new request for :data:`SUSPECT_SECONDS` (the health checker's state is unchanged; its
+        next result still counts). ALB has no such passive check; a task killed here would
+        otherwise take a request per pick until the control plane deregisters it."""
+        self.suspect_until = now + SUSPECT_SECONDS
+        if self.routable:
+            self.routable = False
+            self.group.invalidate()
+
+    def expire_suspicion(self, now: float) -> None:
+        if self.suspect_until and now >= self.suspect_until:
+            self.suspect_until = 0.0
+            self.routable = self.health.routable
+            self.group.invalidate()
+
     def view(self) -> tuple[str, str | None, str | None]:
         """(state, reason, description) as DescribeTargetHealth shows them."""
-        if self.draining:
+        if self.deregistering:
             return (TargetState.DRAINING.value, *DEREGISTRATION_IN_PROGRESS)
         return self.health.state.value, self.health.reason, self.health.description
 
@@ -90,11 +117,15 @@ class TargetGroup:
         """Target responses by class: index 2 is 2xx ... 5 is 5xx."""
         self.response_time_sum = 0.0
         self.response_time_count = 0
+        self.target_errors = 0
+        """Connections to targets refused, unreachable or timed out, and responses broken
+        (malformed, reset or closed before their end)."""
         self.speed = 1.0
         self.update(spec, 1.0)
 
     def update(self, spec: TargetGroupSpec, speed: float) -> list[Target]:
-        """Apply a new spec (AWS durations run ``speed`` times faster); return the targets gone."""
+        """Apply a new spec (AWS durations run ``speed`` times faster); return the targets gone
+        or newly down."""
         check_changed = spec.health_check != self.spec.health_check
         self.spec = spec
         self.speed = speed
@@ -105,21 +136,28 @@ class TargetGroup:
             target.removed = True
             target.close_idle()
             del self.targets[(target.ip, target.port)]
+        down = []
         for key, tspec in wanted.items():
             known = self.targets.get(key)
             if known is None:
-                self.targets[key] = Target(self, tspec, spec.health_check)
+                known = self.targets[key] = Target(self, tspec, spec.health_check)
+                known.removed = tspec.down
                 continue
             target = known
+            if tspec.down and not target.removed:
+                down.append(target)  # its in-flight requests get 502, like a removed one's
+            target.removed = tspec.down
             if check_changed and (
                 not spec.health_check.enabled or target.health.state is TargetState.UNAVAILABLE
             ):
                 target.set_health(registered(spec.health_check), 0.0)
-            if tspec.draining and not target.draining:
+            draining = tspec.draining or tspec.down
+            if draining and not target.draining:
                 target.close_idle()
-            target.draining = tspec.draining
+            target.draining = draining
+            target.deregistering = tspec.draining
         self.invalidate()
-        return gone
+        return gone + down
 
     def invalidate(self) -> None:
         self._cands = None

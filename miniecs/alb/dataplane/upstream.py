@@ -62,6 +62,9 @@ RESPONSE_DROPPED = frozenset(
         b"content-length",
     }
 )
+BAD_STATUS_LINE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+"""A control character (other than HTAB) in a status line: llhttp lets it through the reason
+phrase; the response is malformed (502)."""
 MAX_POOL = 256
 """Idle connections kept per target."""
 CRLF = b"\r\n"
@@ -97,6 +100,14 @@ class UpstreamConnection(asyncio.Protocol):
         self.until_close = False
         self.closed = False
         self.idle_since = 0.0
+        self.wrote = False
+        """Something of the current exchange's response went to the client."""
+        self.feeding = False
+        """Inside ``parser.feed_data``: a completed exchange's release waits for its end."""
+        self.parked: Target | None = None
+        """The target whose pool this connection goes back to once the read is parsed."""
+        self.extra = False
+        """Bytes came after the end of the last response: never reuse the connection."""
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
@@ -105,17 +116,23 @@ class UpstreamConnection(asyncio.Protocol):
         self.exchange = ex
         ex.upstream = self
         self.got_bytes = False
-        self.deadline = self.plane.now + self.plane.idle_timeout
+        self.wrote = False
         ex.started = _monotonic()
+        self.deadline = ex.started + self.plane.idle_timeout
 
     def detach(self) -> None:
         self.exchange = None
 
     def release(self, target: Target) -> None:
-        """Back into the target's pool, if the target still takes requests."""
+        """Back into the target's pool, if the target still takes requests and the response
+        ended exactly at its framing boundary (decided once the whole read is parsed)."""
         self.exchange = None
+        if self.feeding:
+            self.parked = target
+            return
         if (
             not self.keep_alive
+            or self.extra
             or self.closed
             or target.removed
             or target.draining
@@ -142,22 +159,41 @@ class UpstreamConnection(asyncio.Protocol):
             self.abort()  # bytes nobody asked for: the connection cannot be trusted again
             return
         self.got_bytes = True
-        self.deadline = self.plane.now + self.plane.idle_timeout
+        self.deadline = _monotonic() + self.plane.idle_timeout
         if self.in_head:
             if not self.head_buf and self._whole(ex, data):
                 return
             self.head_buf = self.head_buf + data if self.head_buf else data
         self.chunk = data
+        self.feeding = True
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserError:
-            ex.client.fail(ex, 502)
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade):
+            self.feeding = False
+            self.parked = None
+            if self.exchange is ex:
+                self.broken(ex)
+            else:
+                self.abort()  # bytes after a complete response
             return
-        except httptools.HttpParserUpgrade:
-            ex.client.fail(ex, 502)
-            return
+        self.feeding = False
+        target = self.parked
+        if target is not None:
+            self.parked = None
+            self.release(target)
         if self.client_out:
             self._flush(ex)
+
+    def broken(self, ex: Exchange) -> None:
+        """The target broke ``ex``'s response (malformed, reset, closed early): a target error;
+        502 if nothing of the response went to the client yet, else the client is cut."""
+        group = ex.group
+        if group is not None:
+            group.target_errors += 1
+        if not self.wrote:
+            ex.responded = False
+            self.client_out.clear()
+        ex.client.fail(ex, 502)
 
     def _whole(self, ex: Exchange, data: bytes) -> bool:
         """The fast path: ``data`` is one whole response (a strict head with one decimal
@@ -168,19 +204,10 @@ class UpstreamConnection(asyncio.Protocol):
             return False
         if not ex.request_complete or self.interim:
             return False
-        head = WHOLE_HEAD.match(data)
-        if head is None:
+        status = whole_response(data)
+        if status == 0:
             return False
-        end = head.end()
-        framing = FRAMING.findall(data, 0, end)
-        if len(framing) != 1 or framing[0][0].lower() != b"content-length":
-            return False
-        length = framing[0][1].strip(b" \t")
-        if not length.isdigit() or len(data) - end != int(length):
-            return False
-        status = int(data[9:12])
-        if status == 204 or status == 304:
-            return False
+        self.wrote = True
         group = ex.group
         if group is not None:
             group.response_time_sum += _monotonic() - ex.started
@@ -202,6 +229,7 @@ class UpstreamConnection(asyncio.Protocol):
         if out:
             if not ex.client.closed:
                 ex.client.transport.write(b"".join(out))
+                self.wrote = True
             out.clear()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -214,7 +242,8 @@ class UpstreamConnection(asyncio.Protocol):
             return
         if ex.upstream is not self:
             return
-        if ex.responded and self.until_close:
+        if ex.responded and self.until_close and exc is None and not self.extra:
+            # A close-delimited body ends with the target's FIN (a reset is no end).
             if self.mode == CHUNKED:
                 self.client_out.append(LAST_CHUNK)
             self._flush(ex)
@@ -224,7 +253,7 @@ class UpstreamConnection(asyncio.Protocol):
         ex.upstream = None
         if not ex.responded and ex.reused and not self.got_bytes and ex.client.retry(ex):
             return
-        ex.client.fail(ex, 502)
+        self.broken(ex)
 
     def pause_writing(self) -> None:
         ex = self.exchange
@@ -238,6 +267,10 @@ class UpstreamConnection(asyncio.Protocol):
 
     # --- httptools callbacks ------------------------------------------------------------------
 
+    def on_message_begin(self) -> None:
+        if self.exchange is None:
+            self.extra = True  # a response nobody asked for, in the read that ended the last
+
     def on_headers_complete(self) -> None:
         # ``raw`` is False here: _complete clears it, and a failed message ends the connection.
         buf = self.head_buf
@@ -248,6 +281,8 @@ class UpstreamConnection(asyncio.Protocol):
         ex = self.exchange
         if ex is None:
             return
+        if BAD_STATUS_LINE.search(buf, 0, buf.find(b"\r\n")) is not None:
+            raise ValueError("control character in the status line")
         if status < 200:
             head = buf[:end]
             self.interim = True
@@ -338,12 +373,33 @@ class UpstreamConnection(asyncio.Protocol):
             self.raw = False
             if not ex.client.closed:
                 ex.client.transport.write(self.chunk)
+                self.wrote = True
         else:
             self._flush(ex)
         self.exchange = None
         if not ex.request_complete:
             self.keep_alive = False
         ex.client.finish(ex, reuse=True)
+
+
+def whole_response(data: bytes) -> int:
+    """The status, when ``data`` is exactly one final response the fast path may pass on as it
+    came: a WHOLE_HEAD whose only FRAMING header is one decimal Content-Length, and exactly
+    that much body (not 204 or 304); else 0 (pure)."""
+    head = WHOLE_HEAD.match(data)
+    if head is None:
+        return 0
+    end = head.end()
+    framing = FRAMING.findall(data, 0, end)
+    if len(framing) != 1 or framing[0][0].lower() != b"content-length":
+        return 0
+    length = framing[0][1].strip(b" \t")
+    if not length.isdigit() or len(data) - end != int(length):
+        return 0
+    status = int(data[9:12])
+    if status == 204 or status == 304:
+        return 0
+    return status
 
 
 def _rebuilt(head: bytes, status: int) -> tuple[bytes, bytes | None, bool]:
