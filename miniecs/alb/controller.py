@@ -355,8 +355,11 @@ class AlbController:
     async def run_once_safely(self) -> None:
         try:
             await self.once()
+            self._unavailable = False
         except RuntimeUnavailable as exc:
-            log.warning("ALB controller: %s", exc)
+            if not getattr(self, "_unavailable", False):  # said once; quiet until it is back
+                log.warning("ALB controller: %s", exc)
+            self._unavailable = True
         except Exception:
             log.exception("ALB controller pass failed")
 
