@@ -324,9 +324,18 @@ def why(
 @images_app.command("build")
 def images_build(
     force: Annotated[bool, typer.Option(help="Rebuild even when up to date.")] = False,
+    with_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--with",
+            help="Also build miniecs/miniecs:latest (miniecs, for compose and CI) or "
+            "miniecs/dind:latest (dind: a Docker-in-Docker engine with miniecs). Repeatable.",
+        ),
+    ] = None,
 ) -> None:
-    """Build the base image and the sample workload image, with no registry and no network
-    access inside any build; a second run finishes in seconds."""
+    """Build the base image, the sample workload and the load balancer images (and, with
+    --with, miniecs's own), with no registry and no network access inside any build; a second
+    run finishes in seconds."""
     import docker
 
     from miniecs import images
@@ -338,7 +347,7 @@ def images_build(
         console.print(f"[red]Docker engine not reachable:[/] {exc}")
         raise typer.Exit(1) from None
     try:
-        built = images.build_all(client, console=console, force=force)
+        built = images.build_all(client, console=console, force=force, extra=tuple(with_ or ()))
     except images.ImageBuildError as exc:
         console.print(f"[red]image build failed:[/] {exc}")
         raise typer.Exit(1) from None

@@ -64,6 +64,8 @@ def _lock_state_dir(state_dir: Path) -> IO[str]:
 
 PORT_FILE = "port"
 """File in the state dir holding the endpoint's real port once it listens (for --port 0)."""
+INSTANCE_FILE = "instance"
+"""File in the state dir holding the instance id that labels every Docker object it makes."""
 
 
 def state_changes(
@@ -120,6 +122,7 @@ class Engine:
         if self.runtime is None:
             self.runtime = DockerRuntime(instance, usage_source=self.settings.metrics.source)
         self.instance = instance
+        (self.settings.state_dir / INSTANCE_FILE).write_text(f"{instance}\n")
         self.alb_store = AlbStore(self.settings.state_dir / "alb.db")
         self.alb = AlbController(self.alb_store, self.runtime, self.clock, self.metrics, instance)
         """Load balancers' data-plane containers and the target API (register/deregister)."""
