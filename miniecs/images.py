@@ -12,6 +12,7 @@ tests call :func:`build_all`; the runtime only needs the tags. Adding an image i
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import fcntl
 import hashlib
@@ -206,8 +207,7 @@ def alb_spec(python: tuple[int, int] = ALB_PYTHON, base: str = BASE_IMAGE) -> Im
     """
     source = Path(__file__).resolve().parent / "alb"
     version = "".join(map(str, python))
-    root = Path(tempfile.gettempdir()) / f"miniecs-alb-context-cp{version}-{os.getuid()}"
-    shutil.rmtree(root, ignore_errors=True)
+    root = _context_dir(f"alb-cp{version}")
     (root / "opt" / "albdp").mkdir(parents=True)
     shutil.copyfile(source / "Dockerfile", root / "Dockerfile")
     for module in sorted((source / "dataplane").glob("*.py")):
@@ -234,6 +234,13 @@ def _alb_packages(python: tuple[int, int]) -> list[Path]:
         if all(path is not None for path in found):
             return [path for path in found if path is not None]
     return _downloaded_packages(python)
+
+
+def _context_dir(name: str) -> Path:
+    """A fresh private directory for one build context, removed when this process exits."""
+    root = Path(tempfile.mkdtemp(prefix=f"miniecs-context-{name}-"))
+    atexit.register(shutil.rmtree, root, True)
+    return root
 
 
 def _package_dir(name: str) -> Path | None:
@@ -319,7 +326,8 @@ COPY miniecs/ /opt/miniecs/miniecs/
 ENV PYTHONPATH=/opt/miniecs PYTHONUNBUFFERED=1 MINIECS_STATE_DIR=/var/lib/miniecs \\
     MINIECS_WORKLOAD_DIR=/opt/miniecs/miniecs/_workload
 RUN printf '#!/bin/sh\\nexec python3 -m miniecs "$@"\\n' > /usr/local/bin/miniecs \\
-    && chmod 0755 /usr/local/bin/miniecs && python3 -m compileall -q /opt/miniecs/miniecs \\
+    && chmod 0755 /usr/local/bin/miniecs \\
+    && { python3 -m compileall -q -j 0 /opt/miniecs > /dev/null || true; } \\
     && miniecs --help > /dev/null && mkdir -p /var/lib/miniecs
 VOLUME /var/lib/miniecs
 EXPOSE 4566
@@ -338,8 +346,7 @@ def miniecs_spec(python: tuple[int, int], base: str, tag: str) -> ImageSpec:
     (the workload files resolved, not a symlink) and a tar of its dependencies."""
     package = Path(__file__).resolve().parent
     version = "".join(map(str, python))
-    root = Path(tempfile.gettempdir()) / f"miniecs-image-context-cp{version}-{os.getuid()}"
-    shutil.rmtree(root, ignore_errors=True)
+    root = _context_dir(f"miniecs-cp{version}")
     (root / "miniecs").mkdir(parents=True)
     (root / "Dockerfile").write_bytes(MINIECS_DOCKERFILE)
     for path in sorted(package.rglob("*")):
@@ -354,7 +361,7 @@ def miniecs_spec(python: tuple[int, int], base: str, tag: str) -> ImageSpec:
         dest = root / "miniecs" / "_workload" / name
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(workload / name, dest)
-    shutil.copyfile(_site_tar(python), root / "site.tar")
+    (root / "site.tar").symlink_to(_site_tar(python))  # read through the link, not copied
     files = tuple(
         str(path.relative_to(root))
         for path in sorted(root.rglob("*"))
@@ -471,6 +478,18 @@ def _ensure_base(client: docker.DockerClient, console: Console | None, force: bo
 
 def _adopt_digest(image_id: str) -> str:
     return _sha256("adopt", image_id, _HASH_VERSION)
+
+
+def ensure_recipe_image(
+    client: docker.DockerClient,
+    recipe: BaseRecipe,
+    tag: str,
+    console: Console | None = None,
+    force: bool = False,
+) -> str:
+    """Make sure ``tag`` is the debootstrap image of ``recipe``; return its id."""
+    with _build_lock(console):
+        return _ensure_recipe_image(client, recipe, tag, console, force)
 
 
 def _ensure_recipe_image(

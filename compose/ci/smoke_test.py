@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import socket
+import subprocess
 import sys
 import time
 import urllib.request
@@ -78,16 +79,28 @@ def load_balancer(elb: Any, port: int, made: list[str]) -> tuple[str, str]:
     return tg["TargetGroupArn"], lb["DNSName"]
 
 
-def spread(url: str, count: int) -> Counter[str]:
-    """Send ``count`` requests to ``url``; how many each task answered."""
+def spread(url: str, count: int, through: str, endpoint: str) -> Counter[str]:
+    """Send ``count`` requests to ``url``; how many each task answered. ``through``: direct
+    (from this process) or miniecs-load (`miniecs load`, whose client runs on the engine's own
+    host network: the way to a listener on a Docker-in-Docker engine's loopback)."""
     answered: Counter[str] = Counter()
+    if through == "miniecs-load":
+        cmd = ["miniecs", "load", "--url", url, "--requests", str(count), "--connections", "1",
+               "--duration", "60", "--output", "json", "--endpoint-url", endpoint]  # fmt: skip
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+        if done.returncode != 0:
+            raise SystemExit(f"miniecs load failed ({done.returncode}): {done.stderr[-1000:]}")
+        answered.update(json.loads(done.stdout)["tasks"])
+        return answered
     for _ in range(count):
         with urllib.request.urlopen(url, timeout=10) as response:
             answered[json.load(response)["taskId"]] += 1
     return answered
 
 
-def run(endpoint: str, timeout: float, with_load_balancer: bool = True) -> None:
+def run(
+    endpoint: str, timeout: float, with_load_balancer: bool = True, through: str = "direct"
+) -> None:
     ecs, elb = client("ecs", endpoint), client("elbv2", endpoint)
     started = time.monotonic()
     attempts = max(1, int(timeout))
@@ -130,7 +143,7 @@ def run(endpoint: str, timeout: float, with_load_balancer: bool = True) -> None:
                     raise SystemExit(f"targets not healthy in {timeout:g} s: {states}")
                 time.sleep(1)
             step(f"{desired} targets healthy", started)
-            answered = spread(f"http://{dns}:{port}/", 100)
+            answered = spread(f"http://{dns}:{port}/", 100, through, endpoint)
             step(f"100 requests through the listener: {dict(answered)}", started)
             if len(answered) != desired or min(answered.values()) < 25:
                 raise SystemExit(f"requests not spread over {desired} tasks: {dict(answered)}")
@@ -159,8 +172,14 @@ def main() -> int:
     )
     parser.add_argument("--timeout", type=float, default=180.0, help="seconds per wait")
     parser.add_argument("--no-load-balancer", action="store_true", help="one task, no LB")
+    parser.add_argument(
+        "--through",
+        choices=["direct", "miniecs-load"],
+        default="direct",
+        help="how requests reach the listener: from here, or with `miniecs load` (DinD)",
+    )
     args = parser.parse_args()
-    run(args.endpoint_url, args.timeout, with_load_balancer=not args.no_load_balancer)
+    run(args.endpoint_url, args.timeout, not args.no_load_balancer, args.through)
     print("smoke test passed", flush=True)
     return 0
 
