@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import socket
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -27,12 +28,40 @@ app.add_typer(images_app, name="images")
 console = Console(stderr=True)
 
 
-def _logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(message)s",
-        handlers=[RichHandler(console=console, show_path=False)],
-    )
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: time, level, logger, message (and the exception, if any)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def _logging(verbose: bool, log_format: str = "auto") -> None:
+    """Rich output on a terminal; plain one-line records otherwise (CI logs, files), or JSON."""
+    handler: logging.Handler
+    if log_format == "auto":
+        log_format = "rich" if console.is_terminal else "plain"
+    if log_format == "rich":
+        handler = RichHandler(console=console, show_path=False)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+    else:
+        handler = logging.StreamHandler()
+        if log_format == "json":
+            handler.setFormatter(JsonFormatter())
+        else:
+            handler.setFormatter(
+                logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+            )
+        if isinstance(handler.formatter, logging.Formatter):
+            handler.formatter.converter = time.gmtime
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler])
     for noisy in ("urllib3", "docker", "asyncio"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
@@ -70,11 +99,19 @@ def server(
         float, typer.Option(help="Real seconds between two samples of every task.")
     ] = 1.0,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    log_format: Annotated[
+        str,
+        typer.Option(help="auto (rich on a terminal, plain lines otherwise), plain, rich or json."),
+    ] = "auto",
 ) -> None:
-    """Run the AWS endpoint and the controllers in the foreground until Ctrl-C / SIGTERM."""
+    """Run the AWS endpoint and the controllers in the foreground until Ctrl-C / SIGTERM.
+    With --port 0 the system picks a free port: it is logged and written to <state-dir>/port."""
     from miniecs.engine import Engine
 
-    _logging(verbose)
+    if log_format not in ("auto", "plain", "rich", "json"):
+        console.print(f"[red]--log-format must be auto, plain, rich or json, not {log_format}")
+        raise typer.Exit(2)
+    _logging(verbose, log_format)
     settings = Settings(
         clock_speed=clock_speed,
         server=ServerSettings(host=host, port=port),
@@ -90,14 +127,33 @@ def server(
         raise typer.Exit(2)
     if state_dir is not None:
         settings = dataclasses.replace(settings, state_dir=state_dir)
-    if (problem := _cannot_listen(host, port)) is not None:
+    if port and (problem := _cannot_listen(host, port)) is not None:
         console.print(f"[red]cannot listen on {host}:{port}:[/] {problem}; pick another --port")
         raise typer.Exit(1)
-    console.print(
-        f"[bold]miniecs[/] on http://{host}:{port}  state: {settings.state_dir}  "
-        f"clock x{clock_speed:g}"
-    )
+    log = logging.getLogger("miniecs")
+    log.info("miniecs: state %s, clock x%g", settings.state_dir, clock_speed)
+    if (problem := _docker_problem()) is not None:
+        log.error(
+            "Docker engine not reachable (%s): tasks will stop at once with "
+            "ResourceInitializationError until it answers",
+            problem,
+        )
     asyncio.run(Engine(settings).run())
+
+
+def _docker_problem() -> str | None:
+    """Why the Docker engine of the environment does not answer within 5 s; None if it does."""
+    import docker
+
+    try:
+        client = docker.from_env(timeout=5)
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except Exception as exc:
+        return str(exc)
+    return None
 
 
 @app.command()
@@ -178,14 +234,27 @@ def load(
         ),
     ] = None,
     output: Annotated[str, typer.Option(help="table or json.")] = "table",
+    expect: Annotated[
+        str,
+        typer.Option(
+            help="Statuses that count as success, e.g. 200 or 2xx,404; any other status, a "
+            "failed request or no request at all makes the command exit 1."
+        ),
+    ] = "2xx,3xx",
 ) -> None:
     """Send bounded HTTP load to one task directly or through a load balancer listener, from a
-    container of the workload image; report requests per task, statuses and latency."""
+    container of the workload image; report requests per task, statuses and latency. Exits 1
+    when any request failed or got a status outside --expect, so it can gate a CI job."""
     from miniecs import loadgen
 
     if output not in ("table", "json"):
         console.print("[red]--output must be table or json[/]")
         raise typer.Exit(2)
+    try:
+        expected = loadgen.parse_expect(expect)
+    except loadgen.LoadError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from None
     spec = loadgen.LoadSpec(duration, requests, rate, connections, work_ms)
     try:
         with console.status("load: starting") as status:
@@ -200,6 +269,9 @@ def load(
     else:
         for table in loadgen.report_tables(report):
             Console().print(table)
+    if problems := loadgen.failures(report, expected):
+        console.print(f"[red]load failed:[/] {'; '.join(problems)}")
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -252,9 +324,18 @@ def why(
 @images_app.command("build")
 def images_build(
     force: Annotated[bool, typer.Option(help="Rebuild even when up to date.")] = False,
+    with_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--with",
+            help="Also build miniecs/miniecs:latest (miniecs, for compose and CI) or "
+            "miniecs/dind:latest (dind: a Docker-in-Docker engine with miniecs). Repeatable.",
+        ),
+    ] = None,
 ) -> None:
-    """Build the base image and the sample workload image, with no registry and no network
-    access inside any build; a second run finishes in seconds."""
+    """Build the base image, the sample workload and the load balancer images (and, with
+    --with, miniecs's own), with no registry and no network access inside any build; a second
+    run finishes in seconds."""
     import docker
 
     from miniecs import images
@@ -266,7 +347,7 @@ def images_build(
         console.print(f"[red]Docker engine not reachable:[/] {exc}")
         raise typer.Exit(1) from None
     try:
-        built = images.build_all(client, console=console, force=force)
+        built = images.build_all(client, console=console, force=force, extra=tuple(with_ or ()))
     except images.ImageBuildError as exc:
         console.print(f"[red]image build failed:[/] {exc}")
         raise typer.Exit(1) from None

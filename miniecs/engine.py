@@ -37,7 +37,7 @@ from miniecs.metrics.publish import Publisher
 from miniecs.metrics.sampler import Sampler
 from miniecs.metrics.store import MetricStore
 from miniecs.metrics.view import UsageView, usage_view
-from miniecs.model import Task, TaskStatus
+from miniecs.model import Service, Task, TaskStatus
 from miniecs.runtime.base import PAUSE_CONTAINER, Runtime
 from miniecs.runtime.docker import DockerRuntime
 from miniecs.scheduler.loop import ServiceScheduler
@@ -61,6 +61,33 @@ def _lock_state_dir(state_dir: Path) -> IO[str]:
         handle.close()
         raise SystemExit(f"another miniecs is running on the state dir {state_dir}") from None
     return handle
+
+
+PORT_FILE = "port"
+"""File in the state dir holding the endpoint's real port once it listens (for --port 0)."""
+INSTANCE_FILE = "instance"
+"""File in the state dir holding the instance id that labels every Docker object it makes."""
+
+
+def state_changes(
+    before: dict[str, str], tasks: list[Task], services: list[Service]
+) -> tuple[dict[str, str], list[str]]:
+    """The tasks' and services' current states and one line per state that changed since
+    ``before`` (a task's lastStatus, a service's status and desired count)."""
+    now: dict[str, str] = {}
+    lines: list[str] = []
+    for task in tasks:
+        key = f"task {task.cluster}/{task.task_id}"
+        now[key] = state = task.last_status.value
+        if before.get(key) != state:
+            why = f" ({task.stopped_reason})" if task.stopped_reason and state == "STOPPED" else ""
+            lines.append(f"{key} {before.get(key, 'new')} -> {state}{why}")
+    for service in services:
+        key = f"service {service.cluster}/{service.name}"
+        now[key] = state = f"{service.status} desired={service.desired_count}"
+        if before.get(key) != state:
+            lines.append(f"{key} {before.get(key, 'new')} -> {state}")
+    return now, lines
 
 
 class _Server(uvicorn.Server):
@@ -97,6 +124,7 @@ class Engine:
         if self.runtime is None:
             self.runtime = DockerRuntime(instance, usage_source=self.settings.metrics.source)
         self.instance = instance
+        (self.settings.state_dir / INSTANCE_FILE).write_text(f"{instance}\n")
         self.alb_store = AlbStore(self.settings.state_dir / "alb.db")
         self.alb = AlbController(self.alb_store, self.runtime, self.clock, self.metrics, instance)
         """Load balancers' data-plane containers and the target API (register/deregister)."""
@@ -177,6 +205,28 @@ class Engine:
         assert self.runtime is not None
         with contextlib.suppress(Exception):
             await self.runtime.remove_network(cluster)
+
+    async def _log_state_changes(self) -> None:
+        """One INFO line per task or service state change, read after every store write."""
+        changed = asyncio.Event()
+        self.store.on_change(lambda kind: changed.set() if kind in ("task", "service") else None)
+        states: dict[str, str] = {}
+        watched: set[str] = set()
+        while True:
+            tasks = self.store.list_tasks(live_only=True)
+            live = {t.task_id for t in tasks}
+            for gone in watched - live:  # ended since the last look: report its last state
+                if (record := self.store.get_task(gone)) is not None:
+                    tasks.append(record)
+            watched = live
+            states, lines = state_changes(states, tasks, self.store.list_services())
+            for line in lines:
+                log.info("%s", line)
+            for key in [k for k, v in states.items() if v == "STOPPED"]:
+                del states[key]
+            changed.clear()
+            await changed.wait()
+            await asyncio.sleep(0.05)  # one read for a burst of writes
 
     async def _persist_clock(self) -> None:
         assert self.clock is not None
@@ -285,11 +335,19 @@ class Engine:
                     ("metrics-sampler", self.sampler.run),
                     ("autoscaler", self.autoscaler.run),
                     ("clock", self._persist_clock),
+                    ("state-log", self._log_state_changes),
                 )
             ]
             self.port = server.servers[0].sockets[0].getsockname()[1]
+            port_file = self.settings.state_dir / PORT_FILE
+            port_file.write_text(f"{self.port}\n")
             self.ready.set()
-            log.info("miniecs listening on http://%s:%s", self.settings.server.host, self.port)
+            log.info(
+                "miniecs listening on http://%s:%s (port written to %s)",
+                self.settings.server.host,
+                self.port,
+                port_file,
+            )
             await self._stop.wait()
             log.info("shutting down: closing the endpoint")
             server.should_exit = True
@@ -299,6 +357,7 @@ class Engine:
             for loop_task in loops:
                 loop_task.cancel()
         self.store.set_meta("clock", repr(self.clock.now() if self.clock else 0))
+        port_file.unlink(missing_ok=True)
         self._close()
         log.info("stopped")
 

@@ -12,6 +12,7 @@ tests call :func:`build_all`; the runtime only needs the tags. Adding an image i
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import fcntl
 import hashlib
@@ -43,8 +44,14 @@ log = logging.getLogger(__name__)
 BASE_IMAGE = "miniecs/base:bookworm"
 WORKLOAD_IMAGE = "miniecs/workload:latest"
 ALB_IMAGE = "miniecs/alb:latest"
+MINIECS_IMAGE = "miniecs/miniecs:latest"
+"""miniecs itself (the server and every command), for compose.yaml and CI."""
+DIND_BASE_IMAGE = "miniecs/dind-base:bookworm"
+DIND_IMAGE = "miniecs/dind:latest"
+"""Debian's docker.io engine plus miniecs: a Docker-in-Docker CI job reproduced offline."""
 ALB_PYTHON = (3, 11)
-"""Python of the base image (Debian bookworm): the ALB's C extensions are built for it."""
+"""Python of the offline base image (Debian bookworm). Images are built for the Python the base
+actually carries (:func:`base_python`), which differs for an adopted python:3.x-slim."""
 ALB_PACKAGES = ("uvloop", "httptools")
 """Third-party packages of the ALB data plane, copied into its image as files."""
 IMAGE_LABEL = "miniecs.image"
@@ -107,6 +114,17 @@ class BaseRecipe:
         return _sha256(json.dumps(asdict(self), sort_keys=True), "base", _HASH_VERSION)
 
 
+DIND_RECIPE = BaseRecipe(
+    include=("docker.io", "iptables", "ca-certificates", "python3", "procps"),
+    changes=(
+        "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "ENV LANG=C.UTF-8",
+        'CMD ["dockerd", "--storage-driver=vfs", "--host=unix:///var/run/docker.sock"]',
+    ),
+)
+"""The Docker-in-Docker base: Debian's docker.io engine (about 40 s of debootstrap, once)."""
+
+
 def workload_dir() -> Path:
     """Directory with the workload's ``Dockerfile`` and ``app.py``.
 
@@ -131,8 +149,8 @@ def workload_dir() -> Path:
     )
 
 
-def image_specs() -> list[ImageSpec]:
-    """The derived images :func:`build_all` builds, in order."""
+def image_specs(python: tuple[int, int] = ALB_PYTHON) -> list[ImageSpec]:
+    """The derived images :func:`build_all` builds, in order, for a base carrying ``python``."""
     return [
         ImageSpec(
             name="workload",
@@ -140,30 +158,62 @@ def image_specs() -> list[ImageSpec]:
             context=workload_dir(),
             files=("app.py", "load.py"),
         ),
-        alb_spec(),
+        alb_spec(python),
     ]
+
+
+def base_python(client: docker.DockerClient, ref: str) -> tuple[int, int]:
+    """The (major, minor) of ``python3`` in image ``ref``: asked once per image id, by running
+    it (a second; the answer is kept in the temp dir)."""
+    image = _get_image(client, ref)
+    if image is None:
+        raise ImageBuildError(f"image {ref} is not present")
+    cache = Path(tempfile.gettempdir()) / f"miniecs-python-{os.getuid()}.json"
+    try:
+        known: dict[str, list[int]] = json.loads(cache.read_text())
+    except (OSError, ValueError):
+        known = {}
+    if str(image.id) in known:
+        major, minor = known[str(image.id)]
+        return major, minor
+    probe = "import sys; print('%d %d' % sys.version_info[:2])"
+    try:
+        out = client.containers.run(
+            image.id, ["python3", "-c", probe], remove=True, network_mode="none",
+            entrypoint=[], labels={"miniecs.role": "image-probe"},
+        )  # fmt: skip
+        major, minor = (int(part) for part in out.decode().split())
+    except (docker.errors.DockerException, ValueError) as exc:
+        raise ImageBuildError(f"cannot tell the Python of {ref}: {exc}") from exc
+    known[str(image.id)] = [major, minor]
+    with contextlib.suppress(OSError):
+        cache.write_text(json.dumps(known))
+    return major, minor
 
 
 # --- the ALB data plane's build context -------------------------------------------------------
 
 
-def alb_spec() -> ImageSpec:
-    """The ALB image: ``miniecs/alb/dataplane`` as package ``albdp`` plus uvloop and httptools.
+def alb_spec(python: tuple[int, int] = ALB_PYTHON, base: str = BASE_IMAGE) -> ImageSpec:
+    """The ALB image: ``miniecs/alb/dataplane`` as package ``albdp`` plus uvloop and httptools
+    built for ``python``, the base image's own Python.
 
     The context is assembled in a temporary directory from files only (no pip in the image, no
-    download during the build): the packages come from this interpreter when it is CPython
-    3.11 on Linux (the dev environment has them), else from cp311 manylinux wheels fetched once
-    into ``~/.cache/miniecs/wheels`` with ``pip download``. Shared objects are stripped.
+    download during the build): the packages come from this interpreter when it is the same
+    CPython on Linux (the dev environment has them), else from that Python's manylinux wheels
+    fetched once into ``~/.cache/miniecs/wheels`` with ``pip download`` (PyPI or the pip
+    index configured; the wheel cache can be filled elsewhere and copied). Shared objects are
+    stripped; the image's build step fails if the base's Python cannot import them.
     """
     source = Path(__file__).resolve().parent / "alb"
-    root = Path(tempfile.gettempdir()) / f"miniecs-alb-context-{os.getuid()}"
-    shutil.rmtree(root, ignore_errors=True)
+    version = "".join(map(str, python))
+    root = _context_dir(f"alb-cp{version}")
     (root / "opt" / "albdp").mkdir(parents=True)
     shutil.copyfile(source / "Dockerfile", root / "Dockerfile")
     for module in sorted((source / "dataplane").glob("*.py")):
         shutil.copyfile(module, root / "opt" / "albdp" / module.name)
     strip = shutil.which("strip")
-    for package in _alb_packages():
+    for package in _alb_packages(python):
         for path in sorted(package.rglob("*")):
             if "__pycache__" in path.parts or path.suffix not in (".py", ".so"):
                 continue
@@ -175,15 +225,22 @@ def alb_spec() -> ImageSpec:
     files = tuple(
         str(path.relative_to(root)) for path in sorted((root / "opt").rglob("*")) if path.is_file()
     )
-    return ImageSpec(name="alb", tag=ALB_IMAGE, context=root, files=files)
+    return ImageSpec(name="alb", tag=ALB_IMAGE, context=root, files=files, base=base)
 
 
-def _alb_packages() -> list[Path]:
-    if sys.version_info[:2] == ALB_PYTHON and sys.platform == "linux":
+def _alb_packages(python: tuple[int, int]) -> list[Path]:
+    if sys.version_info[:2] == python and sys.platform == "linux":
         found = [_package_dir(name) for name in ALB_PACKAGES]
         if all(path is not None for path in found):
             return [path for path in found if path is not None]
-    return _downloaded_packages()
+    return _downloaded_packages(python)
+
+
+def _context_dir(name: str) -> Path:
+    """A fresh private directory for one build context, removed when this process exits."""
+    root = Path(tempfile.mkdtemp(prefix=f"miniecs-context-{name}-"))
+    atexit.register(shutil.rmtree, root, True)
+    return root
 
 
 def _package_dir(name: str) -> Path | None:
@@ -192,9 +249,9 @@ def _package_dir(name: str) -> Path | None:
     return Path(locations[0]) if locations else None
 
 
-def _downloaded_packages() -> list[Path]:
-    """uvloop and httptools unpacked from cp311 manylinux wheels, downloaded once."""
-    version = "".join(map(str, ALB_PYTHON))
+def _downloaded_packages(python: tuple[int, int]) -> list[Path]:
+    """uvloop and httptools unpacked from manylinux wheels for ``python``, downloaded once."""
+    version = "".join(map(str, python))
     cache = Path.home() / ".cache" / "miniecs" / "wheels"
     site = cache / f"cp{version}-{os.uname().machine}"
     if not all((site / name).is_dir() for name in ALB_PACKAGES):
@@ -202,7 +259,7 @@ def _downloaded_packages() -> list[Path]:
         platforms = [f"manylinux{tag}_{machine}" for tag in ("_2_28", "_2_17", "2014", "_2_5")]
         cmd = [
             sys.executable, "-m", "pip", "download", "--only-binary=:all:", "--no-deps",
-            "--python-version", ".".join(map(str, ALB_PYTHON)), "--implementation", "cp",
+            "--python-version", ".".join(map(str, python)), "--implementation", "cp",
             "--abi", f"cp{version}", *(f"--platform={p}" for p in platforms),
             "-d", str(cache), *ALB_PACKAGES,
         ]  # fmt: skip
@@ -222,16 +279,148 @@ def _downloaded_packages() -> list[Path]:
 
 
 def build_all(
-    client: docker.DockerClient, console: Console | None = None, force: bool = False
+    client: docker.DockerClient,
+    console: Console | None = None,
+    force: bool = False,
+    *,
+    extra: tuple[str, ...] = (),
 ) -> dict[str, str]:
-    """Make sure the base and every derived image are built and current; return tag -> id."""
+    """Make sure the base and every derived image are built and current; return tag -> id.
+
+    ``extra`` adds optional images: ``"miniecs"`` (:data:`MINIECS_IMAGE`, for compose and CI)
+    and ``"dind"`` (:data:`DIND_IMAGE`, a Docker-in-Docker engine with miniecs).
+    """
+    unknown = set(extra) - {"miniecs", "dind"}
+    if unknown:
+        raise ImageBuildError(f"unknown image(s): {', '.join(sorted(unknown))}")
     with _build_lock(console):
-        specs = image_specs()
         ids = {BASE_IMAGE: _ensure_base(client, console, force)}
-        for spec in specs:
+        python = base_python(client, BASE_IMAGE)
+        for spec in image_specs(python):
             ids[spec.tag] = _build_image(client, spec, console, force)
+        if "miniecs" in extra:
+            ids[MINIECS_IMAGE] = _build_image(
+                client, miniecs_spec(python, BASE_IMAGE, MINIECS_IMAGE), console, force
+            )
+        if "dind" in extra:
+            ids[DIND_BASE_IMAGE] = _ensure_recipe_image(
+                client, DIND_RECIPE, DIND_BASE_IMAGE, console, force
+            )
+            dind_python = base_python(client, DIND_BASE_IMAGE)
+            ids[DIND_IMAGE] = _build_image(
+                client, miniecs_spec(dind_python, DIND_BASE_IMAGE, DIND_IMAGE), console, force
+            )
         _remove_old_images(client)
         return ids
+
+
+# --- miniecs itself as an image ---------------------------------------------------------------
+
+MINIECS_DOCKERFILE = b"""\
+# miniecs itself, built offline by `miniecs images build --with miniecs` on top of the base:
+# its dependencies for the base's own Python (site.tar, from pip's wheels) and the package.
+ARG BASE=miniecs/base:bookworm
+FROM ${BASE}
+ADD site.tar /opt/miniecs/
+COPY miniecs/ /opt/miniecs/miniecs/
+ENV PYTHONPATH=/opt/miniecs PYTHONUNBUFFERED=1 MINIECS_STATE_DIR=/var/lib/miniecs \\
+    MINIECS_WORKLOAD_DIR=/opt/miniecs/miniecs/_workload
+RUN printf '#!/bin/sh\\nexec python3 -m miniecs "$@"\\n' > /usr/local/bin/miniecs \\
+    && chmod 0755 /usr/local/bin/miniecs \\
+    && { python3 -m compileall -q -j 0 /opt/miniecs > /dev/null || true; } \\
+    && miniecs --help > /dev/null && mkdir -p /var/lib/miniecs
+VOLUME /var/lib/miniecs
+EXPOSE 4566
+ENTRYPOINT ["miniecs"]
+CMD ["server", "--host", "0.0.0.0", "--port", "4566"]
+HEALTHCHECK --interval=2s --timeout=3s --start-period=5s --retries=15 \\
+    CMD ["python3", "-c", "@PROBE@"]
+""".replace(
+    b"@PROBE@",
+    b"import urllib.request as r; r.urlopen('http://127.0.0.1:4566/_miniecs/health', timeout=2)",
+)
+
+
+def miniecs_spec(python: tuple[int, int], base: str, tag: str) -> ImageSpec:
+    """miniecs as an image on ``base`` (which carries ``python``): the package's own files
+    (the workload files resolved, not a symlink) and a tar of its dependencies."""
+    package = Path(__file__).resolve().parent
+    version = "".join(map(str, python))
+    root = _context_dir(f"miniecs-cp{version}")
+    (root / "miniecs").mkdir(parents=True)
+    (root / "Dockerfile").write_bytes(MINIECS_DOCKERFILE)
+    for path in sorted(package.rglob("*")):
+        relative = path.relative_to(package)
+        if "__pycache__" in relative.parts or path.is_dir() or relative.parts[0] == "_workload":
+            continue
+        dest = root / "miniecs" / relative
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, dest)
+    workload = workload_dir()
+    for name in ("app.py", "load.py", "Dockerfile", "README.md"):
+        dest = root / "miniecs" / "_workload" / name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(workload / name, dest)
+    (root / "site.tar").symlink_to(_site_tar(python))  # read through the link, not copied
+    files = tuple(
+        str(path.relative_to(root))
+        for path in sorted(root.rglob("*"))
+        if path.is_file() and path.relative_to(root) != Path("Dockerfile")
+    )
+    return ImageSpec(name=_short_name(tag), tag=tag, context=root, files=files, base=base)
+
+
+def _requirements() -> list[str]:
+    """miniecs's own dependencies (no extras), from its installed metadata."""
+    import importlib.metadata
+
+    try:
+        requires = importlib.metadata.requires("miniecs") or []
+    except importlib.metadata.PackageNotFoundError as exc:
+        raise ImageBuildError("miniecs is not installed (pip install .): no metadata") from exc
+    return sorted(r for r in requires if "extra ==" not in r)
+
+
+def _site_tar(python: tuple[int, int]) -> Path:
+    """A tar of miniecs's dependencies installed for ``python`` (manylinux wheels only), made
+    once per requirement set with ``pip install --target`` and kept in ~/.cache/miniecs."""
+    version = "".join(map(str, python))
+    machine = os.uname().machine
+    requirements = _requirements()
+    key = _sha256(version, machine, *requirements, _HASH_VERSION)[:16]
+    cache = Path.home() / ".cache" / "miniecs" / "site"
+    tar_path = cache / f"cp{version}-{machine}-{key}.tar"
+    if tar_path.is_file():
+        return tar_path
+    cache.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="miniecs-site-") as tmp:
+        target = Path(tmp) / "site"
+        platforms = [f"manylinux{tag}_{machine}" for tag in ("_2_28", "_2_17", "2014", "_2_5", "1")]
+        cmd = [
+            sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+            "--only-binary=:all:", "--target", str(target),
+            "--python-version", ".".join(map(str, python)), "--implementation", "cp",
+            "--abi", f"cp{version}", *(f"--platform={p}" for p in platforms),
+            *requirements,
+        ]  # fmt: skip
+        result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise ImageBuildError(
+                f"miniecs image: cannot get cp{version} wheels of its dependencies: "
+                f"{result.stderr.strip()[-800:]}"
+            )
+        shutil.rmtree(target / "bin", ignore_errors=True)
+        partial = tar_path.with_suffix(".partial")
+        with tarfile.open(partial, "w") as tar:
+            for path in sorted(target.rglob("*")):
+                if "__pycache__" in path.parts or not path.is_file():
+                    continue
+                info = tar.gettarinfo(str(path), str(path.relative_to(target)))
+                info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
+                with path.open("rb") as fh:
+                    tar.addfile(info, fh)
+        partial.rename(tar_path)
+    return tar_path
 
 
 def ensure_base(
@@ -291,8 +480,37 @@ def _adopt_digest(image_id: str) -> str:
     return _sha256("adopt", image_id, _HASH_VERSION)
 
 
+def ensure_recipe_image(
+    client: docker.DockerClient,
+    recipe: BaseRecipe,
+    tag: str,
+    console: Console | None = None,
+    force: bool = False,
+) -> str:
+    """Make sure ``tag`` is the debootstrap image of ``recipe``; return its id."""
+    with _build_lock(console):
+        return _ensure_recipe_image(client, recipe, tag, console, force)
+
+
+def _ensure_recipe_image(
+    client: docker.DockerClient,
+    recipe: BaseRecipe,
+    tag: str,
+    console: Console | None,
+    force: bool,
+) -> str:
+    """Make sure ``tag`` is the debootstrap image of ``recipe`` (by its hash); return its id."""
+    current = _get_image(client, tag)
+    if current is not None and not force and current.labels.get(HASH_LABEL) == recipe.digest():
+        _say(console, f"{tag}: up to date ({_short(current.id)})")
+        return str(current.id)
+    new_id = _debootstrap_base(client, recipe, console, tag)
+    _say(console, f"{tag}: {_short(new_id)}")
+    return new_id
+
+
 def _debootstrap_base(
-    client: docker.DockerClient, recipe: BaseRecipe, console: Console | None
+    client: docker.DockerClient, recipe: BaseRecipe, console: Console | None, tag: str = BASE_IMAGE
 ) -> str:
     debootstrap = shutil.which("debootstrap") or shutil.which("/usr/sbin/debootstrap")
     if debootstrap is None:
@@ -310,8 +528,8 @@ def _debootstrap_base(
         with _step(console, f"base image: debootstrap {recipe.suite}") as update:
             _run_debootstrap(debootstrap, recipe, root, mirror, update)
             _prune_rootfs(root, recipe.prune)
-        with _step(console, "base image: docker import"):
-            return _import_rootfs(client, root, recipe)
+        with _step(console, f"{tag}: docker import"):
+            return _import_rootfs(client, root, recipe, tag)
     finally:
         _remove_tree(root)
 
@@ -364,7 +582,9 @@ def _prune_rootfs(root: Path, globs: tuple[str, ...]) -> None:
                 path.unlink(missing_ok=True)
 
 
-def _import_rootfs(client: docker.DockerClient, root: Path, recipe: BaseRecipe) -> str:
+def _import_rootfs(
+    client: docker.DockerClient, root: Path, recipe: BaseRecipe, tag: str = BASE_IMAGE
+) -> str:
     """Stream ``tar`` of the root file system into ``docker import``; return the image id.
 
     The image is tagged only once tar has succeeded, so a truncated import never passes for a
@@ -372,7 +592,7 @@ def _import_rootfs(client: docker.DockerClient, root: Path, recipe: BaseRecipe) 
     """
     changes = [
         *recipe.changes,
-        f"LABEL {IMAGE_LABEL}=base",
+        f"LABEL {IMAGE_LABEL}={'base' if tag == BASE_IMAGE else _short_name(tag)}",
         f"LABEL {HASH_LABEL}={recipe.digest()}",
     ]
     cmd = ["tar", "-C", str(root), "--numeric-owner", "-c"]
@@ -410,13 +630,11 @@ def _import_rootfs(client: docker.DockerClient, root: Path, recipe: BaseRecipe) 
         with contextlib.suppress(docker.errors.DockerException):
             client.images.remove(image_id)
         raise ImageBuildError(f"tar of the base image failed (exit {tar.returncode}): {tar_errors}")
-    repository, _, tag = BASE_IMAGE.rpartition(":")
+    repository, _, version = tag.rpartition(":")
     try:
-        client.api.tag(image_id, repository, tag, force=True)
+        client.api.tag(image_id, repository, version, force=True)
     except docker.errors.DockerException as exc:
-        raise ImageBuildError(
-            f"cannot tag the base image {image_id} as {BASE_IMAGE}: {exc}"
-        ) from exc
+        raise ImageBuildError(f"cannot tag the base image {image_id} as {tag}: {exc}") from exc
     return image_id
 
 
@@ -627,6 +845,11 @@ def _say(console: Console | None, message: str) -> None:
 
 def _seconds(elapsed: float) -> str:
     return f"{elapsed:.1f} s" if elapsed < 10 else f"{elapsed:.0f} s"
+
+
+def _short_name(tag: str) -> str:
+    """``miniecs/dind-base:bookworm`` -> ``dind-base``."""
+    return tag.rpartition("/")[2].partition(":")[0]
 
 
 def _short(image_id: str) -> str:

@@ -246,6 +246,40 @@ def run_load(
     return report
 
 
+DEFAULT_EXPECT = "2xx,3xx"
+
+
+def parse_expect(expect: str) -> tuple[str, ...]:
+    """``--expect``: comma-separated statuses (``200``) or classes (``2xx``); LoadError if bad."""
+    items = tuple(item.strip().lower() for item in expect.split(",") if item.strip())
+    for item in items:
+        if not (len(item) == 3 and item[0] in "12345" and (item[1:].isdigit() or item[1:] == "xx")):
+            raise LoadError(f"--expect: {item!r} is not a status like 200 or a class like 2xx")
+    if not items:
+        raise LoadError("--expect needs at least one status or class")
+    return items
+
+
+def failures(report: Mapping[str, Any], expect: tuple[str, ...]) -> list[str]:
+    """Why a run should fail a CI job: requests that failed, statuses outside ``expect``, or
+    no request at all. Empty when the run is good."""
+    reasons = []
+    if not report.get("requests") and not report.get("responses"):
+        reasons.append("no request completed")
+    kinds = {k: v for k, v in (report.get("errorKinds") or {}).items() if v}
+    if kinds:
+        reasons.append("requests failed: " + ", ".join(f"{k} {v}" for k, v in kinds.items()))
+    unexpected = {
+        status: n
+        for status, n in (report.get("statuses") or {}).items()
+        if n and status not in expect and f"{str(status)[0]}xx" not in expect
+    }
+    if unexpected:
+        shown = ", ".join(f"{k}: {v}" for k, v in unexpected.items())
+        reasons.append(f"unexpected statuses (expected {','.join(expect)}): {shown}")
+    return reasons
+
+
 def _is_timeout(exc: Exception) -> bool:
     import requests.exceptions
 

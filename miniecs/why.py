@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import urllib.error
+import urllib.request
 from typing import Any
-
-import httpx
 
 
 class WhyError(Exception):
@@ -17,16 +17,17 @@ class WhyError(Exception):
 def fetch(endpoint_url: str, cluster: str, service: str) -> list[dict[str, Any]]:
     url = f"{endpoint_url.rstrip('/')}/_miniecs/scaling/{cluster}/{service}"
     try:
-        response = httpx.get(url, timeout=5)
-    except httpx.HTTPError as exc:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            history: list[dict[str, Any]] = json.load(response)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            raise WhyError(
+                f"no scalable target registered for service/{cluster}/{service} "
+                "(RegisterScalableTarget first)"
+            ) from None
+        raise WhyError(f"miniecs at {endpoint_url} answered {exc.code} {exc.reason}") from None
+    except (OSError, ValueError) as exc:
         raise WhyError(f"cannot reach miniecs at {endpoint_url}: {exc}") from None
-    if response.status_code == 404:
-        raise WhyError(
-            f"no scalable target registered for service/{cluster}/{service} "
-            "(RegisterScalableTarget first)"
-        )
-    response.raise_for_status()
-    history: list[dict[str, Any]] = response.json()
     return history
 
 

@@ -3,7 +3,6 @@ clients pointed at it, botocore's validator on every response, and cleanup by la
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 import socket
@@ -11,11 +10,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from miniecs.testing import MiniEcs
 
 VALIDATED: set[str] = set()
 """Operation names whose responses passed botocore's validator in this run."""
@@ -48,13 +48,9 @@ def docker_client() -> Any:
 
 def remove_by_label(label: str) -> None:
     """Remove every container and network carrying `label`; errors are ignored."""
-    client = docker_client()
-    for c in client.containers.list(sparse=True, all=True, filters={"label": label}):
-        with contextlib.suppress(Exception):
-            c.remove(force=True)
-    for n in client.networks.list(filters={"label": label}):
-        with contextlib.suppress(Exception):
-            n.remove()
+    from miniecs.testing import remove_by_label as remove
+
+    remove(label)
 
 
 def _validate_response(http_response: Any, parsed: dict[str, Any], model: Any, **_: Any) -> None:
@@ -82,14 +78,17 @@ def boto_client(service: str, endpoint: str) -> Any:
     return client
 
 
-@dataclass
-class Miniecs:
-    endpoint: str
-    state_dir: Path
-    instance: str
+class Miniecs(MiniEcs):
+    """The plugin's MiniEcs with botocore's validator on every response of its clients."""
 
-    def client(self, service: str = "ecs") -> Any:
-        return boto_client(service, self.endpoint)
+    @property
+    def state_dir(self) -> Path:
+        return super().state_dir
+
+    def client(self, service: str = "ecs", **kwargs: Any) -> Any:
+        client = super().client(service, **kwargs)
+        client.meta.events.register("after-call", _validate_response)
+        return client
 
 
 @pytest.fixture(scope="session")
@@ -101,21 +100,16 @@ def images() -> None:
 
 
 def _engine(tmp_path: Path, clock_speed: float) -> Iterator[Miniecs]:
-    from miniecs.config import ServerSettings, Settings
-    from miniecs.engine import Engine, EngineThread
-
-    settings = Settings(
-        state_dir=tmp_path / "state", server=ServerSettings(port=0), clock_speed=clock_speed
-    )
-    engine = Engine(settings, strict_responses=True)
-    thread = EngineThread(engine)
-    label = f"miniecs.instance={engine.instance}"
-    try:
-        endpoint = thread.start()
-        yield Miniecs(endpoint, settings.state_dir, engine.instance)
-    finally:
-        thread.stop()
-        remove_by_label(label)
+    """miniecs through the project's own plugin (miniecs.testing), one per test, with strict
+    response shapes; everything labelled with its instance is removed afterwards."""
+    with Miniecs(
+        clock_speed=clock_speed,
+        state_dir=tmp_path / "state",
+        endpoint_url="",
+        build_images=False,
+        strict_responses=True,
+    ) as m:
+        yield m
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ from miniecs.runtime.base import (
 from miniecs.store import Store
 from miniecs.supervise import Guard
 from miniecs.taskdef import check_refused
-from miniecs.tasks.plan import Action, ActionKind, plan_task, request_stop
+from miniecs.tasks.plan import Action, ActionKind, advance, plan_task, request_stop
 from miniecs.tasks.specs import (
     PAUSE_IMAGE,
     SpecContext,
@@ -82,8 +82,9 @@ class TaskController:
         """One pass; an unreachable engine freezes decisions (`engine_available`)."""
         try:
             observed = await self.runtime.list_containers()
-        except RuntimeUnavailable:
+        except RuntimeUnavailable as exc:
             self.engine_available = False
+            self._fail_unprovisioned(exc)
             raise
         if not self.engine_available:
             log.info("container engine available again")
@@ -154,6 +155,36 @@ class TaskController:
             await self._start(task, action.containers)
         else:
             await self._teardown(task, td, observed)
+
+    def _fail_unprovisioned(self, exc: RuntimeUnavailable) -> None:
+        """With no engine, a task that never got a container ends at once, as a Fargate task
+        whose resources cannot be initialised does: STOPPED, TaskFailedToStart, the reason says
+        why. Tasks that got containers keep their status (they may still be running)."""
+        now = self.clock.now()
+        reason = f"ResourceInitializationError: {exc}"
+        for task in self.store.list_tasks(live_only=True):
+            started = any(c.runtime_id for c in task.containers)
+            if task.last_status is not TaskStatus.PROVISIONING or started:
+                continue
+            if task.task_id in self._inflight:
+                continue
+
+            def stop(t: Task) -> Task:
+                t = request_stop(t, StopCode.TASK_FAILED_TO_START, reason)
+                return advance(
+                    dataclasses.replace(
+                        t,
+                        containers=tuple(
+                            dataclasses.replace(c, last_status="STOPPED", reason=reason)
+                            for c in t.containers
+                        ),
+                    ),
+                    TaskStatus.STOPPED,
+                    now,
+                )
+
+            self.store.update_task(task.task_id, stop)
+            log.info("task %s STOPPED: %s", task.task_id, reason)
 
     def _fail(self, task_id: str, code: StopCode, reason: str, container_reason: str) -> None:
         def change(t: Task) -> Task:

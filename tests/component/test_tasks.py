@@ -269,3 +269,22 @@ async def test_cpu_override_in_vcpu_units(harness: Harness) -> None:
     task_id = out["tasks"][0]["taskArn"].rsplit("/", 1)[-1]
     await harness.settle()
     assert harness.runtime.specs[f"miniecs-{task_id}-app"].nano_cpus == 500_000_000
+
+
+async def test_engine_down_stops_unprovisioned_tasks_with_the_reason(harness: Harness) -> None:
+    """With no engine, a new task does not wait in PROVISIONING: it ends STOPPED at the next
+    pass with TaskFailedToStart and a ResourceInitializationError reason (what a Fargate task
+    whose resources cannot be set up shows); a running task keeps its status."""
+    (running,) = run(harness)
+    await harness.settle()
+    harness.runtime.available = False
+    (fresh,) = run(harness)
+    await harness.controller.guard.run(harness.controller.once)
+    stopped = harness.store.get_task(fresh)
+    assert stopped is not None and stopped.last_status is TaskStatus.STOPPED
+    assert stopped.stop_code == "TaskFailedToStart"
+    assert stopped.stopped_reason is not None
+    assert stopped.stopped_reason.startswith("ResourceInitializationError: fake engine is down")
+    assert stopped.stopped_at is not None
+    kept = harness.store.get_task(running)
+    assert kept is not None and kept.last_status is TaskStatus.RUNNING

@@ -1,5 +1,6 @@
-"""compose/: the compose file, the CI examples and the Dockerfile say what their README says
-(socket mounted, state in a named volume, loopback-only port, healthcheck, 0.0.0.0 inside)."""
+"""compose/: the compose file and the CI examples say what their README says (the offline
+miniecs image, socket mounted, state in a named volume, loopback-only port, healthcheck, 0.0.0.0
+inside). tests/integration/test_recipes.py runs them for real."""
 
 from __future__ import annotations
 
@@ -21,10 +22,11 @@ def load(name: str) -> Any:
 def test_compose_file_runs_miniecs_as_documented() -> None:
     doc = load("compose.yaml")
     service = doc["services"]["miniecs"]
-    assert service["build"] == {"context": "..", "dockerfile": "compose/Dockerfile"}
+    assert service["image"] == "miniecs/miniecs:latest" and "build" not in service
+    assert service["pull_policy"] == "never"  # built offline by `miniecs images build`
     command = service["command"]
     assert command[:3] == ["server", "--host", "0.0.0.0"]
-    assert service["ports"] == ["127.0.0.1:4566:4566"]
+    assert service["ports"] == ["127.0.0.1:${MINIECS_PORT:-4566}:4566"]
     assert "/var/run/docker.sock:/var/run/docker.sock" in service["volumes"]
     assert "miniecs-state:/var/lib/miniecs" in service["volumes"]
     assert "miniecs-state" in doc["volumes"]
@@ -32,11 +34,13 @@ def test_compose_file_runs_miniecs_as_documented() -> None:
     assert "/_miniecs/health" in " ".join(service["healthcheck"]["test"])
 
 
-def test_dockerfile_matches_compose() -> None:
-    text = (COMPOSE / "Dockerfile").read_text()
-    assert "ARG BASE=python:3.12-slim" in text and "FROM ${BASE}" in text
-    assert "pip install --no-cache-dir ." in text
+def test_miniecs_image_matches_compose() -> None:
+    from miniecs.images import MINIECS_DOCKERFILE
+
+    text = MINIECS_DOCKERFILE.decode()
+    assert "FROM ${BASE}" in text and "ADD site.tar" in text
     assert '"--host", "0.0.0.0"' in text and "/_miniecs/health" in text
+    assert "MINIECS_WORKLOAD_DIR=/opt/miniecs/miniecs/_workload" in text
 
 
 def test_ci_examples_start_miniecs_and_run_the_smoke_test() -> None:
@@ -46,6 +50,9 @@ def test_ci_examples_start_miniecs_and_run_the_smoke_test() -> None:
         runs = " ".join(str(step.get("run", "")) for step in job["steps"])
         assert "compose/ci/smoke_test.py" in runs
         assert "miniecs images build" in runs
+    assert "--with miniecs" in " ".join(
+        str(step.get("run", "")) for step in github["jobs"]["compose"]["steps"]
+    )
     assert github["jobs"]["dind"]["env"]["DOCKER_HOST"] == "tcp://docker:2375"
     gitlab = load("ci/gitlab-ci.yml")["miniecs-smoke"]
     assert any("docker" in str(s) and "dind" in str(s) for s in gitlab["services"])
