@@ -208,7 +208,7 @@ class ServiceEvent:
     message: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ServiceSpec:
     """What was asked of a service: written by the ECS API (Create/Update/DeleteService) and
     by Application Auto Scaling (the desired count), never by the scheduler."""
@@ -238,7 +238,7 @@ class ServiceSpec:
     """Set instead of launch_type when the service runs on capacity providers."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ServiceState:
     """What the service scheduler made of a spec: written by the scheduler only."""
 
@@ -258,44 +258,17 @@ class ServiceState:
     """A DRAINING service whose last task stopped: INACTIVE."""
 
 
-@dataclass(frozen=True, slots=True)
-class Service:
-    """A service as read: its spec, its state and its events in one record (`service_view`).
-    Pure decisions take and return this view; the store persists only the writer's half of it
-    (`spec_of` for the API and the autoscaler, `state_of` for the scheduler) and appends new
-    events, so no writer can overwrite another's fields."""
+@dataclass(frozen=True)
+class Service(ServiceState, ServiceSpec):
+    """A service as read (`service_view`): its spec and its state in one record, with its
+    events. `task_definition` and `load_balancers` are the PRIMARY deployment's (a rollback
+    changes them, as on ECS); `status` is INACTIVE once the state says so. Pure decisions take
+    and return this view; the store persists only the writer's half of it (`spec_of` for the
+    API and the autoscaler, `state_of` for the scheduler) and appends new events, so no writer
+    can overwrite another's fields."""
 
-    name: str
-    cluster: str
-    region: str
-    task_definition: str
-    """The PRIMARY deployment's (a rollback changes it, as on ECS)."""
-    desired_count: int
-    created_at: float
-    deployments: tuple[Deployment, ...]
-    status: str = "ACTIVE"
-    minimum_healthy_percent: int = 100
-    maximum_percent: int = 200
-    circuit_breaker: bool = False
-    rollback: bool = False
-    health_check_grace_period: int = 0
-    network_configuration: dict[str, Any] | None = None
-    load_balancers: tuple[dict[str, Any], ...] = ()
-    """The PRIMARY deployment's."""
-    launch_type: str = "FARGATE"
-    platform_version: str = "LATEST"
-    capacity_provider_strategy: tuple[dict[str, Any], ...] = ()
     events: tuple[ServiceEvent, ...] = ()
     """Newest first, at most 100, as DescribeServices returns them."""
-    launch_failures: int = 0
-    next_launch_at: float = 0.0
-    counted_stops: tuple[str, ...] = ()
-    running_seen: tuple[str, ...] = ()
-    steady_since: float | None = None
-    steady_event_at: float | None = None
-    blocked_event_at: float | None = None
-    deployment_id: str = ""
-    deployment_at: float = 0.0
 
     @property
     def arn(self) -> str:
@@ -370,7 +343,7 @@ def adopt_deployment(spec: ServiceSpec, state: ServiceState) -> ServiceState:
 
 
 _SPEC_FIELDS = tuple(f.name for f in dataclasses.fields(ServiceSpec))
-_STATE_FIELDS = tuple(f.name for f in dataclasses.fields(ServiceState) if f.name != "inactive")
+_STATE_FIELDS = tuple(f.name for f in dataclasses.fields(ServiceState))
 
 
 def service_view(
@@ -384,9 +357,8 @@ def service_view(
         task_definition=primary.task_definition,
         load_balancers=primary.load_balancers,
         status="INACTIVE" if state.inactive else spec.status,
-        events=events,
     )
-    return Service(**values)
+    return Service(**values, events=events)
 
 
 def spec_of(service: Service) -> ServiceSpec:
@@ -397,7 +369,5 @@ def spec_of(service: Service) -> ServiceSpec:
 
 
 def state_of(service: Service) -> ServiceState:
-    return ServiceState(
-        **{name: getattr(service, name) for name in _STATE_FIELDS},
-        inactive=service.status == "INACTIVE",
-    )
+    state = ServiceState(**{name: getattr(service, name) for name in _STATE_FIELDS})
+    return dataclasses.replace(state, inactive=service.status == "INACTIVE")

@@ -88,7 +88,7 @@ def _split_services(sql: sqlite3.Connection) -> None:
             "INSERT INTO services VALUES (?, ?, ?, ?)",
             (cluster, name, to_json(spec), to_json(state)),
         )
-        _append_events(sql, cluster, name, decode(Service, data).events)
+        _append_events(sql, cluster, name, [decode(ServiceEvent, e) for e in data["events"]])
     sql.execute("DROP TABLE services_v0")
 
 
