@@ -561,10 +561,11 @@ class Elbv2Api:
         changes: dict[str, int] = {}
         rules: dict[str, Resource] = {}
         for item in req["RulePriorities"]:
-            rule = self._rule(item["RuleArn"])
+            # both members are optional in the model: a pair without them is a client's fault
+            rule = self._rule(item.get("RuleArn", ""))
             if rule.data["IsDefault"]:
                 raise OperationNotPermitted("The default rule's priority cannot be changed")
-            validate.priority(item["Priority"])
+            validate.priority(item.get("Priority", 0))
             changes[rule.arn] = item["Priority"]
             rules[rule.arn] = rule
         by_listener: dict[str, list[str]] = {}
