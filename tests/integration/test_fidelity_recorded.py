@@ -11,10 +11,11 @@ printed (`pytest -s`) for the report.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from miniecs.demo import NETWORK_CONFIGURATION as NETWORK
-from tests.conftest import Miniecs
+from tests.conftest import Miniecs, wait_for
 from tests.fidelity import Comparison, compare, recorded
 from tests.integration.test_tasks import WORKLOAD
 
@@ -243,4 +244,236 @@ def test_ecs_responses_match_aws_recorded(miniecs: Miniecs) -> None:
     for o in aws["task"].get("overrides", {}).get("containerOverrides") or ():
         o["name"] = "app"
     check(results, "ecs/stop-task#1", aws, out)
+    report(results)
+
+
+def test_elbv2_responses_match_aws_recorded(miniecs: Miniecs) -> None:
+    elb = miniecs.client("elbv2")
+    results: list[Comparison] = []
+    # create-load-balancer #1 (subnets, default security group).
+    out = elb.create_load_balancer(
+        Name="my-load-balancer",
+        Subnets=["subnet-b7d581c0", "subnet-8360a9e7"],
+        SecurityGroups=["sg-5943793c"],
+    )
+    aws = recorded("elbv2", "create-load-balancer", 0)
+    check(results, "elbv2/create-load-balancer#1", aws, out)
+    lb_arn = out["LoadBalancers"][0]["LoadBalancerArn"]
+    # The same call again: idempotent (ELB API reference, CreateLoadBalancer).
+    again = elb.create_load_balancer(
+        Name="my-load-balancer",
+        Subnets=["subnet-b7d581c0", "subnet-8360a9e7"],
+        SecurityGroups=["sg-5943793c"],
+    )
+    assert again["LoadBalancers"][0]["LoadBalancerArn"] == lb_arn
+    # create-target-group #1 is recorded with TargetType instance; Fargate tasks register by
+    # IP, so miniecs takes TargetType ip: that one value is changed in the recorded answer.
+    out = elb.create_target_group(
+        Name="my-targets", Protocol="HTTP", Port=80, TargetType="ip", VpcId="vpc-3ac0fb5f"
+    )
+    aws = recorded("elbv2", "create-target-group", 0)
+    aws["TargetGroups"][0]["TargetType"] = "ip"
+    check(results, "elbv2/create-target-group#1", aws, out)
+    tg_arn = out["TargetGroups"][0]["TargetGroupArn"]
+    out = elb.create_listener(
+        LoadBalancerArn=lb_arn,
+        Protocol="HTTP",
+        Port=80,
+        DefaultActions=[{"Type": "forward", "TargetGroupArn": tg_arn}],
+    )
+    check(results, "elbv2/create-listener#1", recorded("elbv2", "create-listener", 0), out)
+    out = elb.describe_target_groups(TargetGroupArns=[tg_arn])
+    aws = recorded("elbv2", "describe-target-groups", 0)
+    aws["TargetGroups"][0]["TargetType"] = "ip"
+    check(results, "elbv2/describe-target-groups#1", aws, out)
+    out = elb.set_ip_address_type(LoadBalancerArn=lb_arn, IpAddressType="dualstack")
+    aws = recorded("elbv2", "set-ip-address-type", 0)
+    check(results, "elbv2/set-ip-address-type#1", aws, out)
+    out = elb.modify_load_balancer_attributes(
+        LoadBalancerArn=lb_arn, Attributes=[{"Key": "deletion_protection.enabled", "Value": "true"}]
+    )
+    aws = recorded("elbv2", "modify-load-balancer-attributes", 0)
+    check(results, "elbv2/modify-load-balancer-attributes#1", aws, out)
+    elb.register_targets(TargetGroupArn=tg_arn, Targets=[{"Id": "10.255.0.1", "Port": 80}])
+    out = elb.describe_target_health(TargetGroupArn=tg_arn)
+    aws = recorded("elbv2", "describe-target-health", 0)
+    check(results, "elbv2/describe-target-health#1", aws, out)
+    report(results)
+
+
+def test_cloudwatch_responses_match_aws_recorded(miniecs: Miniecs) -> None:
+    cw = miniecs.client("cloudwatch")
+    results: list[Comparison] = []
+    # describe-alarms #1 / describe-alarms-for-metric #1: the recorded alarm, put as recorded.
+    cw.put_metric_alarm(
+        AlarmName="myalarm",
+        AlarmDescription="CPU usage exceeds 70 percent",
+        AlarmActions=["arn:aws:sns:us-east-1:000000000000:myHighCpuAlarm"],
+        MetricName="CPUUtilization",
+        Namespace="AWS/EC2",
+        Statistic="Average",
+        Period=300,
+        EvaluationPeriods=2,
+        Threshold=70.0,
+        ComparisonOperator="GreaterThanThreshold",
+        Dimensions=[{"Name": "InstanceId", "Value": "i-0c986c72"}],
+    )
+    cw.set_alarm_state(
+        AlarmName="myalarm",
+        StateValue="OK",
+        StateReason="Threshold Crossed: 2 datapoints were not greater than the threshold (70.0).",
+        StateReasonData='{"version":"1.0","statistic":"Average","period":300}',
+    )
+    out = cw.describe_alarms(AlarmNames=["myalarm"])
+    check(results, "cloudwatch/describe-alarms#1", recorded("cloudwatch", "describe-alarms"), out)
+    cw.disable_alarm_actions(AlarmNames=["myalarm"])  # the recorded one has them disabled
+    out = cw.describe_alarms_for_metric(
+        MetricName="CPUUtilization",
+        Namespace="AWS/EC2",
+        Dimensions=[{"Name": "InstanceId", "Value": "i-0c986c72"}],
+    )
+    aws = recorded("cloudwatch", "describe-alarms-for-metric")
+    aws["MetricAlarms"] = aws["MetricAlarms"][1:]  # the recorded alarm like "myalarm"
+    check(results, "cloudwatch/describe-alarms-for-metric#1", aws, out)
+    # get-metric-statistics #1 and get-metric-data #2, on a namespace a client may write
+    # (PutMetricData refuses AWS/ namespaces, as CloudWatch does).
+    now = time.time()
+    start = now - 3 * 3600
+    cw.put_metric_data(
+        Namespace="MyApp",
+        MetricData=[
+            {
+                "MetricName": "CPUUtilization",
+                "Dimensions": [{"Name": "InstanceId", "Value": "i-abcdef"}],
+                "Timestamp": start + 60 * i,
+                "Value": 40.0 + i,
+                "Unit": "Percent",
+            }
+            for i in range(10)
+        ],
+    )
+
+    def statistics() -> dict[str, Any]:
+        return cw.get_metric_statistics(  # type: ignore[no-any-return]
+            Namespace="MyApp",
+            MetricName="CPUUtilization",
+            Dimensions=[{"Name": "InstanceId", "Value": "i-abcdef"}],
+            StartTime=start - 3600,
+            EndTime=now,
+            Period=3600,
+            Statistics=["Maximum"],
+        )
+
+    out = wait_for(lambda: (o := statistics())["Datapoints"] and o)
+    aws = recorded("cloudwatch", "get-metric-statistics")
+    check(results, "cloudwatch/get-metric-statistics#1", aws, out)
+    out = cw.get_metric_data(
+        MetricDataQueries=[
+            {
+                "Id": "m1",
+                "MetricStat": {
+                    "Metric": {
+                        "Namespace": "MyApp",
+                        "MetricName": "CPUUtilization",
+                        "Dimensions": [{"Name": "InstanceId", "Value": "i-abcdef"}],
+                    },
+                    "Period": 21600,
+                    "Stat": "Maximum",
+                },
+            }
+        ],
+        StartTime=start - 3600,
+        EndTime=now,
+    )
+    aws = recorded("cloudwatch", "get-metric-data", 1)
+    aws["MetricDataResults"][0]["Label"] = "CPUUtilization"
+    check(results, "cloudwatch/get-metric-data#2", aws, out)
+    out = cw.list_metrics(Namespace="MyApp")
+    aws = recorded("cloudwatch", "list-metrics")
+    for metric in aws["Metrics"]:  # recorded on AWS/SNS metrics
+        metric.update(Namespace="MyApp", MetricName="CPUUtilization")
+    check(results, "cloudwatch/list-metrics#1", aws, out)
+    report(results)
+
+
+def test_application_autoscaling_responses_match_aws_recorded(miniecs: Miniecs) -> None:
+    ecs, aas = miniecs.client(), miniecs.client("application-autoscaling")
+    results: list[Comparison] = []
+    ecs.create_cluster(clusterName="default")
+    ecs.register_task_definition(**WORKLOAD)
+    ecs.create_service(
+        cluster="default",
+        serviceName="web-app",
+        taskDefinition="web",
+        desiredCount=0,
+        networkConfiguration=NETWORK,
+    )
+    ids = {
+        "ServiceNamespace": "ecs",
+        "ScalableDimension": "ecs:service:DesiredCount",
+        "ResourceId": "service/default/web-app",
+    }
+    out = aas.register_scalable_target(**ids, MinCapacity=1, MaxCapacity=10)
+    aws = recorded("application-autoscaling", "register-scalable-target", 0)
+    check(results, "application-autoscaling/register-scalable-target#1", aws, out)
+    out = aas.describe_scalable_targets(ServiceNamespace="ecs")
+    aws = recorded("application-autoscaling", "describe-scalable-targets", 0)
+    check(results, "application-autoscaling/describe-scalable-targets#1", aws, out)
+    out = aas.put_scaling_policy(
+        **ids,
+        PolicyName="cpu75-target-tracking-scaling-policy",
+        PolicyType="TargetTrackingScaling",
+        TargetTrackingScalingPolicyConfiguration={
+            "TargetValue": 75.0,
+            "PredefinedMetricSpecification": {
+                "PredefinedMetricType": "ECSServiceAverageCPUUtilization"
+            },
+            "ScaleOutCooldown": 60,
+            "ScaleInCooldown": 60,
+        },
+    )
+    aws = recorded("application-autoscaling", "put-scaling-policy", 0)
+    check(results, "application-autoscaling/put-scaling-policy#1", aws, out)
+    # describe-scaling-policies #1 shows a step scaling policy and the alarm that triggers it.
+    step = aas.put_scaling_policy(
+        **ids,
+        PolicyName="web-app-cpu-gt-75",
+        PolicyType="StepScaling",
+        StepScalingPolicyConfiguration={
+            "AdjustmentType": "PercentChangeInCapacity",
+            "StepAdjustments": [{"MetricIntervalLowerBound": 0.0, "ScalingAdjustment": 200}],
+            "Cooldown": 60,
+        },
+    )
+    miniecs.client("cloudwatch").put_metric_alarm(
+        AlarmName="web-app-cpu-gt-75",
+        MetricName="CPUUtilization",
+        Namespace="AWS/ECS",
+        Dimensions=[
+            {"Name": "ClusterName", "Value": "default"},
+            {"Name": "ServiceName", "Value": "web-app"},
+        ],
+        Statistic="Average",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=75.0,
+        ComparisonOperator="GreaterThanThreshold",
+        AlarmActions=[step["PolicyARN"]],
+    )
+    out = aas.describe_scaling_policies(ServiceNamespace="ecs", PolicyNames=["web-app-cpu-gt-75"])
+    aws = recorded("application-autoscaling", "describe-scaling-policies", 0)
+    check(results, "application-autoscaling/describe-scaling-policies#1", aws, out)
+    # describe-scheduled-actions #1 is recorded for a DynamoDB table; the same action on the
+    # ECS service (namespace and dimension changed in the recorded answer).
+    aas.put_scheduled_action(
+        **ids,
+        ScheduledActionName="my-first-scheduled-action",
+        Schedule="at(2031-05-20T18:35:00)",
+        ScalableTargetAction={"MinCapacity": 15, "MaxCapacity": 20},
+    )
+    out = aas.describe_scheduled_actions(ServiceNamespace="ecs")
+    aws = recorded("application-autoscaling", "describe-scheduled-actions", 0)
+    for action in aws["ScheduledActions"]:
+        action.update(ServiceNamespace="ecs", ScalableDimension="ecs:service:DesiredCount")
+    check(results, "application-autoscaling/describe-scheduled-actions#1", aws, out)
     report(results)
