@@ -107,8 +107,9 @@ class MetricStore:
                     namespace TEXT NOT NULL, name TEXT NOT NULL, dims TEXT NOT NULL,
                     ts REAL NOT NULL, resolution INTEGER NOT NULL, unit TEXT NOT NULL,
                     n REAL NOT NULL, total REAL NOT NULL, lo REAL NOT NULL, hi REAL NOT NULL,
-                    PRIMARY KEY (namespace, name, dims, ts))"""
+                    PRIMARY KEY (namespace, name, dims, ts, unit))"""
             )
+            self._key_buckets_by_unit()
             self._db.execute(
                 """CREATE TABLE IF NOT EXISTS series (
                     namespace TEXT NOT NULL, name TEXT NOT NULL, dims TEXT NOT NULL,
@@ -122,6 +123,23 @@ class MetricStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    def _key_buckets_by_unit(self) -> None:
+        """A state dir from before units were kept apart has buckets keyed without the unit:
+        rebuild that table with the unit in its key (its rows stay as they are)."""
+        keyed = {row[1] for row in self._db.execute("PRAGMA table_info(buckets)") if row[5]}
+        if "unit" in keyed:
+            return
+        self._db.execute("ALTER TABLE buckets RENAME TO buckets_before_units")
+        self._db.execute(
+            """CREATE TABLE buckets (
+                namespace TEXT NOT NULL, name TEXT NOT NULL, dims TEXT NOT NULL,
+                ts REAL NOT NULL, resolution INTEGER NOT NULL, unit TEXT NOT NULL,
+                n REAL NOT NULL, total REAL NOT NULL, lo REAL NOT NULL, hi REAL NOT NULL,
+                PRIMARY KEY (namespace, name, dims, ts, unit))"""
+        )
+        self._db.execute("INSERT INTO buckets SELECT * FROM buckets_before_units")
+        self._db.execute("DROP TABLE buckets_before_units")
 
     def put(
         self,
@@ -197,7 +215,7 @@ class MetricStore:
     ) -> None:
         self._db.executemany(
             """INSERT INTO buckets VALUES (?,?,?,?,?,?,?,?,?,?)
-               ON CONFLICT (namespace, name, dims, ts) DO UPDATE SET
+               ON CONFLICT (namespace, name, dims, ts, unit) DO UPDATE SET
                n = n + excluded.n, total = total + excluded.total,
                lo = min(lo, excluded.lo), hi = max(hi, excluded.hi)""",
             rows,
@@ -239,10 +257,18 @@ class MetricStore:
         return out
 
     def datapoints(
-        self, metric: MetricId, start: float, end: float, period: int
+        self,
+        metric: MetricId,
+        start: float,
+        end: float,
+        period: int,
+        by_unit: bool = False,
+        origin: float = 0.0,
     ) -> list[Datapoint]:
         """Datapoints for each period in [start, end) that has data, oldest first. Periods are
-        aligned to multiples of `period` from the epoch, as CloudWatch aligns them."""
+        aligned to multiples of `period` from `origin` (the epoch unless given). With
+        `by_unit`, data of different units in one period stay apart, one datapoint per unit,
+        as GetMetricStatistics answers; without, they are merged."""
         with self._lock:
             rows = self._db.execute(
                 """SELECT ts, unit, n, total, lo, hi FROM buckets
@@ -250,15 +276,16 @@ class MetricStore:
                    ORDER BY ts""",
                 (metric.namespace, metric.name, json.dumps(metric.dimensions), start, end),
             ).fetchall()
-        periods: dict[float, tuple[Stats, str]] = {}
+        periods: dict[tuple[float, str], tuple[Stats, str]] = {}
         for ts, unit, n, total, lo, hi in rows:
-            key = float(int(ts // period) * period)
+            at = float(origin + ((ts - origin) // period) * period)
+            key = (at, unit if by_unit else "")
             stats = Stats(n, total, lo, hi)
             if key in periods:
-                periods[key] = (periods[key][0].merge(stats), unit)
+                periods[key] = (periods[key][0].merge(stats), periods[key][1])
             else:
                 periods[key] = (stats, unit)
-        return [Datapoint(ts, s, u) for ts, (s, u) in sorted(periods.items())]
+        return [Datapoint(at, s, u) for (at, _), (s, u) in sorted(periods.items())]
 
     def prune(self, now: float, retention: float = RETENTION_SECONDS) -> int:
         with self._lock, self._db:
