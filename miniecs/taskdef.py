@@ -177,6 +177,14 @@ def fargate_refusals(doc: dict[str, Any], settings: TaskSettings) -> list[str]:
                 reasons.append(
                     f"Invalid setting for container '{name}'. '{key}' is not supported on Fargate."
                 )
+        for key in ("mountPoints", "volumesFrom"):
+            if c.get(key):
+                # Fargate takes them; miniecs does not mount task volumes yet, and refuses
+                # rather than run the task without them.
+                reasons.append(
+                    f"Invalid setting for container '{name}'. '{key}' is not emulated by "
+                    "miniecs: task volumes are not mounted."
+                )
         for key in _NOT_ON_FARGATE_LINUX:
             if linux.get(key):
                 reasons.append(

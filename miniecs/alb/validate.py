@@ -374,5 +374,15 @@ def ip_address_type(value: str, scheme: str) -> str:
     return value
 
 
+def target_ip_address_type(value: str) -> str:
+    """A target group's IpAddressType (ipv4 or ipv6)."""
+    if value not in ("ipv4", "ipv6"):
+        raise ValidationError(
+            f"1 validation error detected: Value '{value}' at 'ipAddressType' failed to satisfy "
+            "constraint: Member must satisfy enum value set: [ipv4, ipv6]"
+        )
+    return value
+
+
 def priority(value: int) -> None:
     _range("priority", value, 1, 50000)

@@ -117,9 +117,11 @@ def _check_range(start: float, end: float) -> None:
 
 
 def _aligned(start: float, period: int) -> float:
-    """CloudWatch rounds the start down to the period's boundary (the minute for periods of a
-    minute or more), so datapoints fall on whole periods."""
-    return float(math.floor(start / period) * period)
+    """CloudWatch rounds the start down to the minute for periods of a minute or more (to the
+    period below that); periods then count from there (aws CLI get-metric-statistics example:
+    StartTime 23:18 with Period 3600 gives datapoints at hh:18)."""
+    grain = 60 if period >= 60 else period
+    return float(math.floor(start / grain) * grain)
 
 
 def _token(payload: dict[str, Any]) -> str:
@@ -320,8 +322,10 @@ class CloudWatchApi:
         _check_period(period, "Period")
         start, end = _time(req["StartTime"]), _time(req["EndTime"])
         _check_range(start, end)
-        start = _aligned(start, period)
+        # The limit counts the periods of the range asked for (CloudWatch answers a whole day
+        # at Period 60 from a start inside a minute).
         count = math.ceil((end - start) / period)
+        start = _aligned(start, period)
         if count > MAX_STATISTICS_DATAPOINTS:
             raise InvalidParameterCombination(
                 f"You have requested up to {count:,} datapoints, which exceeds the limit of "
@@ -330,7 +334,7 @@ class CloudWatchApi:
             )
         metric = _metric(req["Namespace"], req["MetricName"], req.get("Dimensions"))
         datapoints = []
-        for point in self._datapoints(metric, start, end, period, unit):
+        for point in self._datapoints(metric, start, end, period, unit, by_unit=True):
             entry: dict[str, Any] = {"Timestamp": point.timestamp, "Unit": point.unit}
             for stat in statistics:
                 entry[stat] = point.stats.statistic(stat)
@@ -338,9 +342,19 @@ class CloudWatchApi:
         return {"Label": metric.name, "Datapoints": datapoints}
 
     def _datapoints(
-        self, metric: MetricId, start: float, end: float, period: int, unit: str | None
+        self,
+        metric: MetricId,
+        start: float,
+        end: float,
+        period: int,
+        unit: str | None,
+        by_unit: bool = False,
     ) -> list[Datapoint]:
-        points = self.metrics.datapoints(metric, start, end, period)
+        """Periods counted from `start`; with a `unit`, only that unit's data, else every
+        unit's, one datapoint per unit (`by_unit`, GetMetricStatistics) or merged."""
+        points = self.metrics.datapoints(
+            metric, start, end, period, by_unit=by_unit or unit is not None, origin=start
+        )
         return [p for p in points if unit is None or p.unit == unit]
 
     # ------------------------------------------------------------------ GetMetricData

@@ -118,11 +118,12 @@ class EcsApi(ServiceOperations, AccountSettings):
         }
         if cluster.configuration:
             shape["configuration"] = cluster.configuration
-        if "TAGS" in include:
-            shape["tags"] = _tags_out(self.store.tags(cluster.arn))
+        # `tags` is always there, filled only when asked for (aws CLI cluster examples).
+        shape["tags"] = _tags_out(self.store.tags(cluster.arn)) if "TAGS" in include else []
         return shape
 
     def task_shape(self, task: Task, include_tags: bool = False) -> dict[str, Any]:
+        given = {o.get("name"): o for o in task.overrides.get("containerOverrides") or ()}
         eni = f"eni-{task.task_id[:17]}"
         details = [
             {"name": "networkInterfaceId", "value": eni},
@@ -152,7 +153,10 @@ class EcsApi(ServiceOperations, AccountSettings):
             "clusterArn": task.cluster_arn,
             "taskDefinitionArn": task.task_definition_arn,
             "overrides": {
-                "containerOverrides": task.overrides.get("containerOverrides") or [],
+                # ECS lists every container, with what was overridden (aws CLI describe-tasks).
+                "containerOverrides": [
+                    {**given.get(c.name, {}), "name": c.name} for c in task.containers
+                ],
                 "inferenceAcceleratorOverrides": [],
                 **{k: v for k, v in task.overrides.items() if k in ("cpu", "memory")},
             },
@@ -193,8 +197,8 @@ class EcsApi(ServiceOperations, AccountSettings):
         if task.connectivity_at:
             shape["connectivity"] = "CONNECTED"
             shape["connectivityAt"] = task.connectivity_at
-        if include_tags:
-            shape["tags"] = _tags_out(self.store.tags(task.arn))
+        # `tags` is always there, filled only when asked for (aws CLI describe-tasks example).
+        shape["tags"] = _tags_out(self.store.tags(task.arn)) if include_tags else []
         return shape
 
     def _container_shape(self, task: Task, c: ContainerRecord) -> dict[str, Any]:

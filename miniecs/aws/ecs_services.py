@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from miniecs.clock import Clock
-from miniecs.config import Settings, TaskSettings
+from miniecs.config import ACCOUNT_ID, Settings, TaskSettings
 from miniecs.errors import (
     ClientException,
     InvalidParameterException,
@@ -300,7 +300,8 @@ class ServiceOperations:
         service = self.store.create_service(spec)
         if tags:
             self.store.tag(service.arn, tags)
-        return {"service": self.service_shape(service)}
+        # CreateService echoes the tags it was given (aws CLI create-service example 1).
+        return {"service": self.service_shape(service, include_tags=True)}
 
     def update_service(self, req: dict[str, Any]) -> dict[str, Any]:
         cluster = self.cluster(req.get("cluster"))
@@ -455,7 +456,12 @@ class ServiceOperations:
             "healthCheckGracePeriodSeconds": service.health_check_grace_period,
             "schedulingStrategy": "REPLICA",
             "deploymentController": {"type": "ECS"},
-            "createdBy": "arn:aws:iam::000000000000:root",
+            "createdBy": f"arn:aws:iam::{ACCOUNT_ID}:root",
+            # ECS's service-linked role, which AWS shows on every service it manages.
+            "roleArn": (
+                f"arn:aws:iam::{ACCOUNT_ID}:role/aws-service-role/ecs.amazonaws.com/"
+                "AWSServiceRoleForECS"
+            ),
             "enableECSManagedTags": False,
             "propagateTags": "NONE",
             "enableExecuteCommand": False,

@@ -248,7 +248,7 @@ class Elbv2Api:
             "Matcher": {"HttpCode": (req.get("Matcher") or {}).get("HttpCode", "200")},
             "TargetType": "ip",
             "ProtocolVersion": req.get("ProtocolVersion", "HTTP1"),
-            "IpAddressType": req.get("IpAddressType", "ipv4"),
+            "IpAddressType": validate.target_ip_address_type(req.get("IpAddressType", "ipv4")),
         }
         validate.health_check(data)
         tags = self._tags_in(req.get("Tags"))

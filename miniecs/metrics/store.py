@@ -88,7 +88,7 @@ CREATE TABLE IF NOT EXISTS buckets (
     namespace TEXT NOT NULL, name TEXT NOT NULL, dims TEXT NOT NULL,
     ts REAL NOT NULL, resolution INTEGER NOT NULL, unit TEXT NOT NULL,
     n REAL NOT NULL, total REAL NOT NULL, lo REAL NOT NULL, hi REAL NOT NULL,
-    PRIMARY KEY (namespace, name, dims, ts));
+    PRIMARY KEY (namespace, name, dims, ts, unit));
 CREATE TABLE IF NOT EXISTS series (
     namespace TEXT NOT NULL, name TEXT NOT NULL, dims TEXT NOT NULL,
     last REAL NOT NULL, PRIMARY KEY (namespace, name, dims));
@@ -96,11 +96,26 @@ CREATE TABLE IF NOT EXISTS periods (writer TEXT NOT NULL PRIMARY KEY, start REAL
 """
 
 
+def _key_buckets_by_unit(sql: sqlite3.Connection) -> None:
+    """Version 1: buckets keyed without their unit get the unit in their key, so data of
+    different units in one period stay apart (the rows stay as they are)."""
+    sql.execute("ALTER TABLE buckets RENAME TO buckets_before_units")
+    sql.execute(
+        """CREATE TABLE buckets (
+            namespace TEXT NOT NULL, name TEXT NOT NULL, dims TEXT NOT NULL,
+            ts REAL NOT NULL, resolution INTEGER NOT NULL, unit TEXT NOT NULL,
+            n REAL NOT NULL, total REAL NOT NULL, lo REAL NOT NULL, hi REAL NOT NULL,
+            PRIMARY KEY (namespace, name, dims, ts, unit))"""
+    )
+    sql.execute("INSERT INTO buckets SELECT * FROM buckets_before_units")
+    sql.execute("DROP TABLE buckets_before_units")
+
+
 class MetricStore:
     """`path=None` keeps everything in memory."""
 
     def __init__(self, path: Path | str | None = None) -> None:
-        self.db = Database(path, _SCHEMA)
+        self.db = Database(path, _SCHEMA, (_key_buckets_by_unit,))
 
     def close(self) -> None:
         self.db.close()
@@ -178,7 +193,7 @@ class MetricStore:
     ) -> None:
         sql.executemany(
             """INSERT INTO buckets VALUES (?,?,?,?,?,?,?,?,?,?)
-               ON CONFLICT (namespace, name, dims, ts) DO UPDATE SET
+               ON CONFLICT (namespace, name, dims, ts, unit) DO UPDATE SET
                n = n + excluded.n, total = total + excluded.total,
                lo = min(lo, excluded.lo), hi = max(hi, excluded.hi)""",
             rows,
@@ -219,25 +234,34 @@ class MetricStore:
         return out
 
     def datapoints(
-        self, metric: MetricId, start: float, end: float, period: int
+        self,
+        metric: MetricId,
+        start: float,
+        end: float,
+        period: int,
+        by_unit: bool = False,
+        origin: float = 0.0,
     ) -> list[Datapoint]:
         """Datapoints for each period in [start, end) that has data, oldest first. Periods are
-        aligned to multiples of `period` from the epoch, as CloudWatch aligns them."""
+        aligned to multiples of `period` from `origin` (the epoch unless given). With
+        `by_unit`, data of different units in one period stay apart, one datapoint per unit,
+        as GetMetricStatistics answers; without, they are merged."""
         rows = self.db.all(
             """SELECT ts, unit, n, total, lo, hi FROM buckets
                WHERE namespace = ? AND name = ? AND dims = ? AND ts >= ? AND ts < ?
                ORDER BY ts""",
             (metric.namespace, metric.name, json.dumps(metric.dimensions), start, end),
         )
-        periods: dict[float, tuple[Stats, str]] = {}
+        periods: dict[tuple[float, str], tuple[Stats, str]] = {}
         for ts, unit, n, total, lo, hi in rows:
-            key = float(int(ts // period) * period)
+            at = float(origin + ((ts - origin) // period) * period)
+            key = (at, unit if by_unit else "")
             stats = Stats(n, total, lo, hi)
             if key in periods:
-                periods[key] = (periods[key][0].merge(stats), unit)
+                periods[key] = (periods[key][0].merge(stats), periods[key][1])
             else:
                 periods[key] = (stats, unit)
-        return [Datapoint(ts, s, u) for ts, (s, u) in sorted(periods.items())]
+        return [Datapoint(at, s, u) for (at, _), (s, u) in sorted(periods.items())]
 
     def prune(self, now: float, retention: float = RETENTION_SECONDS) -> int:
         with self.db.transaction() as sql:

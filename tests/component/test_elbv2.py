@@ -718,6 +718,14 @@ async def test_set_ip_address_type_and_subnets_as_zones(elb: Elb) -> None:
     assert "enum value set" in await elb.error(
         "CreateLoadBalancer", Name="bad", IpAddressType="invalid"
     )
+    assert "enum value set" in await elb.error(
+        "CreateTargetGroup",
+        Name="bad",
+        Protocol="HTTP",
+        Port=80,
+        TargetType="ip",
+        IpAddressType="invalid",
+    )
     assert await elb.error("SetIpAddressType", LoadBalancerArn=arn + "0", IpAddressType="ipv4")
     described = await elb("DescribeLoadBalancers", LoadBalancerArns=[arn])
     assert described["LoadBalancers"][0]["IpAddressType"] == "dualstack"

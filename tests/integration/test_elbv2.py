@@ -337,7 +337,10 @@ def test_every_operation_through_boto3_and_the_cli(miniecs: Miniecs) -> None:
     assert health[0]["TargetHealth"]["State"] in ("initial", "unused")
     elb.deregister_targets(TargetGroupArn=other, Targets=[{"Id": "10.9.9.9", "Port": 8080}])
     for call, code in (
-        (lambda: elb.create_load_balancer(Name="web"), "DuplicateLoadBalancerName"),
+        (
+            lambda: elb.create_load_balancer(Name="web", Scheme="internal"),
+            "DuplicateLoadBalancerName",
+        ),
         (lambda: elb.create_load_balancer(Name="-bad"), "ValidationError"),
         (lambda: elb.describe_target_groups(Names=["nope"]), "TargetGroupNotFound"),
         (lambda: elb.describe_listeners(ListenerArns=[listener_arn + "0"]), "ListenerNotFound"),

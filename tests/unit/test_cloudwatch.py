@@ -53,13 +53,20 @@ def test_values_counts_and_statistic_sets_merge_into_one_period(api: CloudWatchA
     put(
         api,
         {"MetricName": "Latency", "Value": 10, "Timestamp": T0 + 1, "Unit": "Milliseconds"},
-        {"MetricName": "Latency", "Values": [1, 4], "Counts": [2, 1], "Timestamp": T0 + 2},
+        {
+            "MetricName": "Latency",
+            "Values": [1, 4],
+            "Counts": [2, 1],
+            "Timestamp": T0 + 2,
+            "Unit": "Milliseconds",
+        },
         {
             "MetricName": "Latency",
             "StatisticValues": {"SampleCount": 2, "Sum": 30, "Minimum": 12, "Maximum": 18},
             "Timestamp": T0 + 59,
+            "Unit": "Milliseconds",
         },
-        {"MetricName": "Latency", "Value": 100, "Timestamp": T0 + 60},
+        {"MetricName": "Latency", "Value": 100, "Timestamp": T0 + 60, "Unit": "Milliseconds"},
     )
     points = stats(api)["Datapoints"]
     assert [p["Timestamp"] for p in points] == [T0, T0 + 60]
@@ -402,3 +409,56 @@ def test_entity_metric_data_is_stored_like_metric_data(api: CloudWatchApi) -> No
     with pytest.raises(AwsError) as missing:
         api.put_metric_data({"Namespace": "App"})
     assert missing.value.code == "MissingParameter"
+
+
+def test_units_stay_apart_one_datapoint_per_unit(api: CloudWatchApi) -> None:
+    """CloudWatch keeps data of different units apart: GetMetricStatistics answers one
+    datapoint per unit in a period, and a Unit filter selects that unit's data only."""
+    put(
+        api,
+        {"MetricName": "Latency", "Value": 1, "Timestamp": T0 + 1, "Unit": "Seconds"},
+        {"MetricName": "Latency", "Value": 1, "Timestamp": T0 + 2, "Unit": "Count"},
+    )
+    points = stats(api)["Datapoints"]
+    assert sorted((p["Unit"], p["Sum"]) for p in points) == [("Count", 1), ("Seconds", 1)]
+    assert [(p["Unit"], p["Sum"]) for p in stats(api, Unit="Seconds")["Datapoints"]] == [
+        ("Seconds", 1)
+    ]
+    q = query("m1")
+    q["MetricStat"]["Unit"] = "Seconds"
+    assert data(api, [q])["MetricDataResults"][0]["Values"] == [1.0]
+
+
+def test_periods_count_from_the_start_minute(api: CloudWatchApi) -> None:
+    """The aws CLI's get-metric-statistics example: StartTime 23:18 and Period 3600 give
+    datapoints at hh:18; a day at Period 60 from a start inside a minute is 1440 datapoints,
+    within the limit."""
+    put(api, {"MetricName": "Latency", "Value": 5, "Timestamp": T0 + 20 * 60})
+    start = T0 + 18 * 60 + 30  # 30 s into a minute
+    out = stats(api, StartTime=start, EndTime=start + 86400, Period=3600)
+    assert [p["Timestamp"] for p in out["Datapoints"]] == [T0 + 18 * 60]
+    day = stats(api, StartTime=start, EndTime=start + 86400, Period=60)
+    assert [p["Sum"] for p in day["Datapoints"]] == [5]
+
+
+def test_a_state_dir_from_before_units_is_rekeyed(tmp_path: Any) -> None:
+    """Buckets stored keyed without the unit (older miniecs) are rebuilt with it at start,
+    rows kept, so a new unit in the same period no longer merges into them."""
+    import sqlite3
+
+    path = tmp_path / "metrics.db"
+    db = sqlite3.connect(path)
+    db.execute(
+        """CREATE TABLE buckets (namespace TEXT NOT NULL, name TEXT NOT NULL,
+           dims TEXT NOT NULL, ts REAL NOT NULL, resolution INTEGER NOT NULL, unit TEXT NOT NULL,
+           n REAL NOT NULL, total REAL NOT NULL, lo REAL NOT NULL, hi REAL NOT NULL,
+           PRIMARY KEY (namespace, name, dims, ts))"""
+    )
+    db.execute("INSERT INTO buckets VALUES ('App','Latency','[]',?,60,'Seconds',1,2,2,2)", (T0,))
+    db.commit()
+    db.close()
+    store = MetricStore(path)
+    store.put(MetricId("App", "Latency"), T0 + 1, 5.0, "Count")
+    points = store.datapoints(MetricId("App", "Latency"), T0, T0 + 60, 60, by_unit=True)
+    assert sorted((p.unit, p.stats.sum) for p in points) == [("Count", 5.0), ("Seconds", 2.0)]
+    store.close()

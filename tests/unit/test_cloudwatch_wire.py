@@ -92,8 +92,20 @@ def test_put_then_read_back_every_way(cloudwatch: Any) -> None:
     cloudwatch.put_metric_data(
         Namespace=namespace,
         MetricData=[
-            {"MetricName": "Latency", "Dimensions": dims, "Value": 4, "Timestamp": NOW},
-            {"MetricName": "Latency", "Dimensions": dims, "Values": [1, 2], "Counts": [1, 1]},
+            {
+                "MetricName": "Latency",
+                "Dimensions": dims,
+                "Value": 4,
+                "Timestamp": NOW,
+                "Unit": "Milliseconds",
+            },
+            {
+                "MetricName": "Latency",
+                "Dimensions": dims,
+                "Values": [1, 2],
+                "Counts": [1, 1],
+                "Unit": "Milliseconds",
+            },
             {
                 "MetricName": "Latency",
                 "Dimensions": dims,
