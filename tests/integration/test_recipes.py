@@ -127,9 +127,11 @@ def dind() -> Iterator[Dind]:
     label = f"{TEST_LABEL}={name}"
     started = time.monotonic()
     try:
+        # overlay2 on the tmpfs, not vfs: under vfs a non-root container started with --init
+        # (the load balancer's) fails with "stat /sbin/docker-init: permission denied".
         container = docker_client().containers.run(
             images.DIND_IMAGE,
-            ["--storage-driver=vfs", "--host=unix:///var/run/docker.sock",
+            ["--storage-driver=overlay2", "--host=unix:///var/run/docker.sock",
              "--host=tcp://0.0.0.0:2375"],
             entrypoint=["dockerd"],
             name=name,
