@@ -127,9 +127,11 @@ def dind() -> Iterator[Dind]:
     label = f"{TEST_LABEL}={name}"
     started = time.monotonic()
     try:
+        # overlay2 on the tmpfs, not vfs: under vfs a non-root container started with --init
+        # (the load balancer's) fails with "stat /sbin/docker-init: permission denied".
         container = docker_client().containers.run(
             images.DIND_IMAGE,
-            ["--storage-driver=vfs", "--host=unix:///var/run/docker.sock",
+            ["--storage-driver=overlay2", "--host=unix:///var/run/docker.sock",
              "--host=tcp://0.0.0.0:2375"],
             entrypoint=["dockerd"],
             name=name,
@@ -154,9 +156,8 @@ def test_dind_job_runs_miniecs_and_the_smoke_test_inside(dind: Dind) -> None:
     python:3.x-slim; here it is loaded, no registry), `miniecs images build`, the server in the
     background, wait_for.py, smoke_test.py, all inside the job's container."""
     started = time.monotonic()
-    saved = subprocess.Popen(["docker", "save", images.BASE_IMAGE], stdout=subprocess.PIPE)
-    loaded = run("docker", "exec", "-i", dind.name, "docker", "load", stdin=saved.stdout)
-    saved.wait(60)
+    with subprocess.Popen(["docker", "save", images.BASE_IMAGE], stdout=subprocess.PIPE) as saved:
+        loaded = run("docker", "exec", "-i", dind.name, "docker", "load", stdin=saved.stdout)
     assert loaded.returncode == 0
     assert run("docker", "cp", str(CI), f"{dind.name}:/ci").returncode == 0
     built = dind.exec("miniecs", "images", "build", timeout=600)
@@ -181,7 +182,6 @@ def test_dind_job_runs_miniecs_and_the_smoke_test_inside(dind: Dind) -> None:
     )
     entries = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
     assert any(e["message"].endswith("-> RUNNING") for e in entries), log[-2000:]
-    assert dind.exec("sh", "-c", "kill $(pgrep -f 'miniecs server')").returncode == 0
 
 
 def test_bridge_mode_drives_the_nested_engine_over_tcp(dind: Dind, tmp_path: Path) -> None:
@@ -189,12 +189,10 @@ def test_bridge_mode_drives_the_nested_engine_over_tcp(dind: Dind, tmp_path: Pat
     remote engine: tasks run, and `miniecs load --expect` runs its client on that engine and
     exits 0 on good answers and 1 on unexpected ones."""
     engine = f"tcp://{dind.address}:2375"
-    saved = subprocess.Popen(["docker", "save", images.WORKLOAD_IMAGE, images.BASE_IMAGE],
-                             stdout=subprocess.PIPE)  # fmt: skip
-    assert (
-        run("docker", "exec", "-i", dind.name, "docker", "load", stdin=saved.stdout).returncode == 0
-    )
-    saved.wait(60)
+    save = ["docker", "save", images.WORKLOAD_IMAGE, images.BASE_IMAGE]
+    with subprocess.Popen(save, stdout=subprocess.PIPE) as saved:
+        loaded = run("docker", "exec", "-i", dind.name, "docker", "load", stdin=saved.stdout)
+    assert loaded.returncode == 0
     env = {**os.environ, "DOCKER_HOST": engine}
     state = tmp_path / "state"
     server = subprocess.Popen(
