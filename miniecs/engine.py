@@ -30,10 +30,16 @@ from miniecs.aws.cloudwatch import CloudWatchApi
 from miniecs.aws.cloudwatch import input_error as cloudwatch_input_error
 from miniecs.aws.ecs import EcsApi
 from miniecs.aws.elbv2 import Elbv2Api
+from miniecs.aws.logs import LogsApi
 from miniecs.aws.protocols import JsonService, RpcV2CborService
 from miniecs.aws.query import QueryService
+from miniecs.aws.secretsmanager import SecretsManagerApi
+from miniecs.aws.ssm import SsmApi
+from miniecs.aws.ssm import input_error as ssm_input_error
 from miniecs.clock import Clock, SystemClock
 from miniecs.config import Settings
+from miniecs.logs.awslogs import LogShipper
+from miniecs.logs.store import LogStore
 from miniecs.metrics.publish import Publisher
 from miniecs.metrics.sampler import Sampler
 from miniecs.metrics.store import MetricStore
@@ -43,6 +49,8 @@ from miniecs.runtime.base import Runtime
 from miniecs.runtime.docker import DockerRuntime
 from miniecs.scheduler.loop import ServiceScheduler
 from miniecs.scheduler.targets import holds
+from miniecs.secrets.seed import SeedError, seed_secrets
+from miniecs.secrets.store import SecretStore
 from miniecs.store import Store
 from miniecs.tasks.controller import TaskController
 
@@ -96,6 +104,25 @@ class Engine:
             self.runtime = DockerRuntime(instance, usage_source=self.settings.metrics.source)
         self.instance = instance
         self.alb_store = AlbStore(self.settings.state_dir / "alb.db")
+        self.logs = LogStore(
+            self.settings.state_dir / "logs.db", max_bytes=self.settings.logs.max_mib << 20
+        )
+        """CloudWatch Logs: groups, streams, events (awslogs containers write here)."""
+        clock = self.clock
+        self.shipper = LogShipper(self.logs, self.runtime, lambda: int(clock.now() * 1000))
+        self.secrets = SecretStore(self.settings.state_dir / "secrets.db")
+        """Secrets Manager secrets and SSM parameters (task `secrets` resolve here)."""
+        if self.settings.secrets_file is not None:
+            try:
+                seed_secrets(
+                    self.secrets,
+                    self.settings.secrets_file,
+                    clock.now(),
+                    self.settings.server.region,
+                )
+            except SeedError as exc:
+                self._state_lock.close()
+                raise SystemExit(str(exc)) from None
         self.alb = AlbController(self.alb_store, self.runtime, self.clock, self.metrics, instance)
         """Load balancers' data-plane containers and the target API (register/deregister)."""
         self.controller = TaskController(
@@ -106,6 +133,8 @@ class Engine:
             instance,
             host_cpus=os.cpu_count() or 1,
             stop_hold=self._held_by_load_balancer,
+            logs=self.shipper,
+            secrets=self.secrets,
         )
         self.scheduler = ServiceScheduler(
             self.store,
@@ -171,6 +200,14 @@ class Engine:
                 validation_code="InvalidParameterValue",
             )
         )
+        for name, handlers, error in (
+            ("logs", LogsApi(self.logs, clock.now, region), None),
+            ("secretsmanager", SecretsManagerApi(self.secrets, clock.now, region), None),
+            ("ssm", SsmApi(self.secrets, clock.now, region), ssm_input_error),
+        ):
+            self.services.append(
+                JsonService(name, handlers, strict=self.strict_responses, **_input_error(error))
+            )
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -178,6 +215,15 @@ class Engine:
         assert self.runtime is not None
         with contextlib.suppress(Exception):
             await self.runtime.remove_network(cluster)
+
+    async def _prune_logs(self) -> None:
+        """Retention and the size cap of CloudWatch Logs; expired secret deletions."""
+        assert self.clock is not None
+        while True:
+            now = self.clock.now()
+            await asyncio.to_thread(self.logs.prune, int(now * 1000))
+            self.secrets.purge(now)
+            await asyncio.sleep(self.settings.logs.prune_interval)
 
     async def _persist_clock(self) -> None:
         assert self.clock is not None
@@ -270,7 +316,9 @@ class Engine:
             asyncio.create_task(self.sampler.run(), name="metrics-sampler"),
             asyncio.create_task(self.autoscaler.run(), name="autoscaler"),
             asyncio.create_task(self._persist_clock(), name="clock"),
+            asyncio.create_task(self._prune_logs(), name="logs-retention"),
         ]
+        self.shipper.start()
         self.port = server.servers[0].sockets[0].getsockname()[1]
         self.ready.set()
         log.info("miniecs listening on http://%s:%s", self.settings.server.host, self.port)
@@ -280,6 +328,7 @@ class Engine:
         await serving
         log.info("shutting down: finishing in-flight task actions")
         await self.controller.drain()
+        await asyncio.to_thread(self.shipper.stop)
         for loop_task in loops:
             loop_task.cancel()
         await asyncio.gather(*loops, return_exceptions=True)
@@ -294,7 +343,13 @@ class Engine:
         self.alb_store.close()
         self.metrics.close()
         self.scaling.close()
+        self.logs.close()
+        self.secrets.close()
         self._state_lock.close()
+
+
+def _input_error(error: Any) -> dict[str, Any]:
+    return {} if error is None else {"input_error": error}
 
 
 class EngineThread:

@@ -8,7 +8,7 @@ other's containers.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -227,4 +227,19 @@ class Runtime(Protocol):
     async def read_file(self, docker_name: str, path: str) -> bytes | None:
         """The content of `path` inside the container; None when the file or container is
         missing."""
+        ...
+
+    def log_lines(self, docker_name: str, since_s: int) -> Iterator[tuple[int, bytes]]:
+        """Blocking (run it in a thread): the container's stdout and stderr lines from epoch
+        second `since_s` on, as (timestamp ns, line without its newline), following until the
+        container stops."""
+        ...
+
+    def is_running(self, docker_name: str) -> bool:
+        """Blocking: whether the container exists and runs."""
+        ...
+
+    async def host_ulimits(self) -> dict[str, int]:
+        """Hard limits (by Docker ulimit name) above which the engine cannot set a
+        container's; {} when unknown."""
         ...

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import io
 import ipaddress
 import itertools
+import logging
 import random
 import re
 import tarfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -45,11 +47,16 @@ from miniecs.runtime.base import (
 from miniecs.runtime.usage import UsageReader
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
+PROBE_IMAGE = "miniecs/base:bookworm"
+"""Image of the one-off container that reads the engine's default limits."""
 _EXITED = re.compile(r"Exited \((-?\d+)\)")
 _HEALTH = re.compile(r"\((healthy|unhealthy|health: starting)\)")
 _NS = 1_000_000_000
 PROXY_MEMORY = 256 * 1024 * 1024
 PROXY_PIDS = 256
+LOG_IDLE_TIMEOUT = 300
+"""Seconds a log stream may stay silent before it is re-opened (from where it was)."""
 PRIVILEGED_PORTS = 1024
 """Ports below this need CAP_NET_BIND_SERVICE in the host's network namespace (a container's
 own namespace lets any user bind them: Docker sets ip_unprivileged_port_start=0 there)."""
@@ -77,6 +84,8 @@ class DockerRuntime:
         self._network_locks: dict[str, asyncio.Lock] = {}
         self._address_lock = threading.Lock()
         self._assigned: dict[str, float] = {}
+        self._log_client: docker.DockerClient | None = None
+        self._host_ulimits: dict[str, int] | None = None
 
     @property
     def client(self) -> docker.DockerClient:
@@ -103,6 +112,8 @@ class DockerRuntime:
             raise RuntimeUnavailable(f"Docker engine not reachable: {exc}") from exc
 
     def close(self) -> None:
+        if self._log_client is not None:
+            self._log_client.close()
         if self._usage is not None:
             self._usage.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -437,6 +448,152 @@ class DockerRuntime:
                 return extracted.read() if extracted is not None else None
 
         return await self._call(read)
+
+    async def host_ulimits(self) -> dict[str, int]:
+        """The hard limits a container gets by default (the engine's own, which it cannot
+        raise), read once from a short-lived probe container; {} when it cannot be read."""
+        if self._host_ulimits is not None:
+            return self._host_ulimits
+
+        def probe() -> dict[str, int]:
+            name = f"miniecs-ulimits-{self.instance[:6]}-{random.randrange(1 << 30):x}"
+            try:
+                api = self.api
+                created = api.create_container(
+                    image=PROBE_IMAGE,
+                    name=name,
+                    command=["cat", "/proc/self/limits"],
+                    labels={LABEL_MANAGED: "true", LABEL_INSTANCE: self.instance},
+                    host_config=api.create_host_config(network_mode="none"),
+                )
+                try:
+                    api.start(created["Id"])
+                    api.wait(created["Id"], timeout=30)
+                    text = api.logs(created["Id"], stdout=True, stderr=False).decode()
+                finally:
+                    api.remove_container(created["Id"], force=True)
+            except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+                log.warning("could not read the engine's default ulimits: %s", exc)
+                return {}
+            return parse_proc_limits(text)
+
+        self._host_ulimits = await self._call(probe)
+        return self._host_ulimits
+
+    @property
+    def _logs_api(self) -> Any:
+        """A client of its own for log streams: each holds a connection for as long as its
+        container runs, more than the control plane's pool should give away."""
+        if self._log_client is None:
+            try:
+                self._log_client = docker.from_env(timeout=LOG_IDLE_TIMEOUT, max_pool_size=1024)
+            except docker.errors.DockerException as exc:
+                raise RuntimeUnavailable(f"Docker engine not reachable: {exc}") from exc
+        return self._log_client.api
+
+    def log_lines(self, docker_name: str, since_s: int) -> Iterator[tuple[int, bytes]]:
+        """Blocking (run it in a thread): the container's stdout and stderr lines from
+        `since_s` on with their Docker timestamps in ns, following until the container stops
+        or the stream stays idle for LOG_IDLE_TIMEOUT seconds. A line Docker split into 16 KiB
+        parts comes back whole."""
+        try:
+            frames = self._logs_api.logs(
+                docker_name,
+                stdout=True,
+                stderr=True,
+                stream=True,
+                follow=True,
+                timestamps=True,
+                since=since_s if since_s > 0 else None,
+            )
+        except docker.errors.NotFound:
+            return
+        pending = b""
+        pending_ts = 0
+        try:
+            for frame in frames:
+                for part in _lines(frame):
+                    stamp, _, text = part.partition(b" ")
+                    if not pending:
+                        pending_ts = _timestamp_ns(stamp)
+                    pending += text
+                    if pending.endswith(b"\n"):
+                        yield pending_ts, pending[:-1]
+                        pending = b""
+        except (requests.exceptions.ConnectionError, OSError, docker.errors.APIError):
+            pass  # idle timeout or engine gone: the caller checks the container and resumes
+        finally:
+            frames.close()
+        if pending:
+            yield pending_ts, pending
+
+    def is_running(self, docker_name: str) -> bool:
+        """Blocking: whether the container exists and runs."""
+        try:
+            state = self.api.inspect_container(docker_name)["State"]
+        except docker.errors.NotFound:
+            return False
+        return bool(state.get("Running"))
+
+
+def _lines(frame: bytes) -> list[bytes]:
+    """A frame split after each newline (a frame is one line, but a TTY's raw stream is not)."""
+    if frame.count(b"\n") <= 1:
+        return [frame]
+    parts = frame.split(b"\n")
+    out = [p + b"\n" for p in parts[:-1]]
+    return [*out, parts[-1]] if parts[-1] else out
+
+
+_PROC_LIMITS = {
+    "Max cpu time": "cpu",
+    "Max file size": "fsize",
+    "Max data size": "data",
+    "Max stack size": "stack",
+    "Max core file size": "core",
+    "Max resident set": "rss",
+    "Max processes": "nproc",
+    "Max open files": "nofile",
+    "Max locked memory": "memlock",
+    "Max file locks": "locks",
+    "Max pending signals": "sigpending",
+    "Max msgqueue size": "msgqueue",
+    "Max nice priority": "nice",
+    "Max realtime priority": "rtprio",
+    "Max realtime timeout": "rttime",
+}
+
+
+def parse_proc_limits(text: str) -> dict[str, int]:
+    """Hard limits by Docker ulimit name from /proc/<pid>/limits (unlimited ones left out)."""
+    out: dict[str, int] = {}
+    for line in text.splitlines():
+        for label, name in _PROC_LIMITS.items():
+            if line.startswith(label):
+                fields = line[len(label) :].split()
+                if len(fields) >= 2 and fields[1].isdigit():
+                    out[name] = int(fields[1])
+    return out
+
+
+_SECONDS_CACHE: dict[bytes, int] = {}
+
+
+def _timestamp_ns(stamp: bytes) -> int:
+    """Docker's RFC 3339 timestamp with nanoseconds (`2024-05-01T10:00:00.123456789Z`) in
+    epoch ns; the seconds part is cached, since consecutive lines share it."""
+    head, _, frac = stamp.rstrip(b"Z").partition(b".")
+    seconds = _SECONDS_CACHE.get(head)
+    if seconds is None:
+        try:
+            parsed = dt.datetime.fromisoformat(head.decode()).replace(tzinfo=dt.UTC)
+        except ValueError:
+            return time.time_ns()
+        seconds = int(parsed.timestamp())
+        if len(_SECONDS_CACHE) > 4096:
+            _SECONDS_CACHE.clear()
+        _SECONDS_CACHE[head] = seconds
+    return seconds * _NS + int((frac or b"0")[:9].ljust(9, b"0"))
 
 
 def _tar(path: str, data: bytes) -> bytes:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from miniecs.errors import RuntimeUnavailable
 from miniecs.runtime.base import (
@@ -59,6 +59,10 @@ class FakeRuntime:
         self.proxy_specs: dict[str, ProxySpec] = {}
         self.files: dict[str, dict[str, bytes]] = {}
         """Files inside each proxy container, by path (tests write state.json here)."""
+        self.ulimits: dict[str, int] = {"nofile": 1_048_576}
+        """The engine's hard limits (`host_ulimits`)."""
+        self.output: dict[str, list[tuple[int, bytes]]] = {}
+        """Lines each container wrote, as (timestamp ns, line) (tests append here)."""
 
     def _check(self) -> None:
         if not self.available:
@@ -189,6 +193,19 @@ class FakeRuntime:
 
     def set_health(self, docker_name: str, health: str) -> None:
         self._set(docker_name, health=health)
+
+    def log_lines(self, docker_name: str, since_s: int) -> Iterator[tuple[int, bytes]]:
+        """What the container wrote from `since_s` on (no following: it returns at the end)."""
+        for ts, line in list(self.output.get(docker_name, [])):
+            if ts >= since_s * 1_000_000_000:
+                yield ts, line
+
+    async def host_ulimits(self) -> dict[str, int]:
+        return dict(self.ulimits)
+
+    def is_running(self, docker_name: str) -> bool:
+        obs = self.containers.get(docker_name)
+        return obs is not None and obs.running
 
     def names_of_task(self, task_id: str) -> list[str]:
         return [n for n, c in self.containers.items() if c.task_id == task_id]

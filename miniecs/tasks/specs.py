@@ -39,6 +39,33 @@ class SpecContext:
     host_cpus: int
     clock_speed: float = 1.0
     pids_limit: int = 4096
+    host_ulimits: dict[str, int] | None = None
+    """Hard limits a container of this engine may have, by Docker ulimit name (None: unknown).
+    Docker cannot raise a limit above its own: a task's ulimits are clamped to these."""
+
+
+FARGATE_NOFILE_DEFAULT = 65535
+"""Fargate's default `nofile` soft and hard limit."""
+
+
+def clamp_ulimits(
+    ulimits: list[dict[str, Any]], host: dict[str, int] | None
+) -> tuple[list[tuple[str, int, int]], list[str]]:
+    """A container's ulimits as (name, soft, hard) within the host's hard limits, and a note
+    for each one that had to be lowered."""
+    out: list[tuple[str, int, int]] = []
+    notes: list[str] = []
+    for u in ulimits:
+        name, soft, hard = u["name"], int(u["softLimit"]), int(u["hardLimit"])
+        cap = (host or {}).get(name)
+        if cap is not None and cap >= 0 and hard > cap:
+            notes.append(
+                f"ulimit {name} {soft}:{hard} clamped to {min(soft, cap)}:{cap}, the most the "
+                "Docker host allows"
+            )
+            soft, hard = min(soft, cap), cap
+        out.append((name, soft, hard))
+    return out, notes
 
 
 def docker_name(task_id: str, container_name: str) -> str:
@@ -134,8 +161,14 @@ def _memory_split(
     return out
 
 
-def container_specs(task: Task, td: TaskDefinition, ctx: SpecContext) -> list[ContainerSpec]:
-    """Specs in creation order: the pause container (if any) first, then the task's containers."""
+def container_specs(
+    task: Task,
+    td: TaskDefinition,
+    ctx: SpecContext,
+    secret_env: dict[str, dict[str, str]] | None = None,
+) -> list[ContainerSpec]:
+    """Specs in creation order: the pause container (if any) first, then the task's containers.
+    `secret_env`: each container's resolved `secrets`, by container name."""
     containers = [effective_container(task, c) for c in td.containers]
     cpu, memory = task_size(task, td)
     multi = len(containers) > 1
@@ -162,6 +195,7 @@ def container_specs(task: Task, td: TaskDefinition, ctx: SpecContext) -> list[Co
     for c in containers:
         name = c["name"]
         env = {e["name"]: str(e.get("value", "")) for e in c.get("environment") or []}
+        env.update((secret_env or {}).get(name, {}))
         env.update(
             {
                 "MINIECS_TASK_ARN": task.arn,
@@ -210,10 +244,7 @@ def container_specs(task: Task, td: TaskDefinition, ctx: SpecContext) -> list[Co
                 privileged=bool(c.get("privileged")),
                 cap_add=list(caps.get("add") or []),
                 cap_drop=list(caps.get("drop") or []),
-                ulimits=[
-                    (u["name"], int(u["softLimit"]), int(u["hardLimit"]))
-                    for u in c.get("ulimits") or []
-                ],
+                ulimits=clamp_ulimits(c.get("ulimits") or [], ctx.host_ulimits)[0],
                 docker_labels=dict(c.get("dockerLabels") or {}),
             )
         )
