@@ -32,6 +32,8 @@ CREATE_STREAM_FAILED = (
 """ECS's stopped reason when an awslogs container's group does not exist (and is not created)."""
 MAX_BATCH = 5_000
 """Lines the writer stores per transaction at most."""
+GATHER_SECONDS = 0.05
+"""How long the writer lets lines gather after the first one before it stores them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +181,8 @@ class LogShipper:
                     return
                 continue
             items = [first]
+            # gather what arrives in the next moment too: one transaction for many lines
+            time.sleep(GATHER_SECONDS)
             while len(items) < MAX_BATCH:
                 try:
                     items.append(self._queue.get_nowait())
