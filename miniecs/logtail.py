@@ -16,6 +16,9 @@ from typing import Any
 import boto3
 import botocore.exceptions
 
+LOOK_BACK_MS = 5000
+"""Following re-reads this far behind the newest event printed (printed ones are skipped)."""
+
 
 class LogsError(Exception):
     pass
@@ -103,7 +106,8 @@ def run(
     printed: set[str] = set()
     while True:
         for source in found:
-            start_ms = seen.get(source.group, start)
+            # look back: a container's lines may be stored after another's newer ones
+            start_ms = max(start, seen.get(source.group, start) - LOOK_BACK_MS)
             for event in _events(logs, source, start_ms, printed):
                 emit(_line(event))
                 seen[source.group] = max(seen.get(source.group, start), event["timestamp"])

@@ -145,7 +145,11 @@ class EcsApi(ServiceOperations):
             "overrides": {
                 "containerOverrides": task.overrides.get("containerOverrides") or [],
                 "inferenceAcceleratorOverrides": [],
-                **{k: v for k, v in task.overrides.items() if k in ("cpu", "memory")},
+                **{
+                    k: v
+                    for k, v in task.overrides.items()
+                    if k in ("cpu", "memory", "taskRoleArn", "executionRoleArn", "ephemeralStorage")
+                },
             },
             "lastStatus": status.value,
             "desiredStatus": task.desired_status.value,

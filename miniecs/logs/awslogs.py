@@ -48,9 +48,11 @@ def awslogs_target(container: dict[str, Any], task_id: str) -> AwslogsTarget | N
     `<awslogs-stream-prefix>/<container name>/<task id>` (without a prefix: the task id, as
     the stream of Docker's driver is named after the container). None for other drivers."""
     config = container.get("logConfiguration") or {}
+    options = config.get("options") or {}
+    if config.get("logDriver") == "awsfirelens":
+        return firelens_target(container["name"], options, task_id)
     if config.get("logDriver") != "awslogs":
         return None
-    options = config.get("options") or {}
     prefix = options.get("awslogs-stream-prefix")
     stream = (
         f"{prefix}/{container['name']}/{task_id}" if prefix else f"{container['name']}/{task_id}"
@@ -59,6 +61,23 @@ def awslogs_target(container: dict[str, Any], task_id: str) -> AwslogsTarget | N
         group=str(options.get("awslogs-group") or ""),
         stream=stream,
         create_group=str(options.get("awslogs-create-group", "")).lower() == "true",
+    )
+
+
+def firelens_target(name: str, options: dict[str, Any], task_id: str) -> AwslogsTarget | None:
+    """FireLens with Fluent Bit's CloudWatch output (`Name: cloudwatch` or `cloudwatch_logs`):
+    the lines go to the same store, in `log_group_name`, stream `<log_stream_prefix><container
+    name>-firelens-<task id>` (FireLens's tag), as the log router would send them. Other
+    outputs have no local destination: the container keeps Docker's own logs."""
+    if str(options.get("Name", "")).lower() not in ("cloudwatch", "cloudwatch_logs"):
+        return None
+    group = str(options.get("log_group_name") or "")
+    prefix = str(options.get("log_stream_prefix") or "")
+    stream = options.get("log_stream_name") or f"{prefix}{name}-firelens-{task_id}"
+    return AwslogsTarget(
+        group=group,
+        stream=str(stream),
+        create_group=str(options.get("auto_create_group", "")).lower() == "true",
     )
 
 
@@ -181,14 +200,17 @@ class LogShipper:
                     return
                 continue
             items = [first]
-            # gather what arrives in the next moment too: one transaction for many lines
-            time.sleep(GATHER_SECONDS)
+            if not self._stop.is_set():
+                # gather what arrives in the next moment too: one transaction for many lines
+                time.sleep(GATHER_SECONDS)
             while len(items) < MAX_BATCH:
                 try:
                     items.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
             self._store(items)
+            if self._stop.is_set() and len(items) < MAX_BATCH:
+                return  # what was read before the stop is stored; readers resume from it
 
     def _store(self, items: list[tuple[_Reader, bytes | None, ReaderPosition | None]]) -> None:
         batches: dict[str, tuple[_Reader, list[tuple[int, str]], ReaderPosition]] = {}

@@ -73,6 +73,13 @@ class ContainerSpec:
     cap_drop: list[str] = field(default_factory=list)
     ulimits: list[tuple[str, int, int]] = field(default_factory=list)
     docker_labels: dict[str, str] = field(default_factory=dict)
+    mounts: list[tuple[str, str, bool]] = field(default_factory=list)
+    """(Docker volume name or absolute host path, container path, read-only)."""
+    volumes_from: list[str] = field(default_factory=list)
+    """Docker names of containers whose mounts this one gets (`name:ro` for read-only)."""
+    sysctls: dict[str, str] = field(default_factory=dict)
+    tty: bool = False
+    stdin_open: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,4 +249,16 @@ class Runtime(Protocol):
     async def host_ulimits(self) -> dict[str, int]:
         """Hard limits (by Docker ulimit name) above which the engine cannot set a
         container's; {} when unknown."""
+        ...
+
+    async def ensure_volume(self, name: str, labels: dict[str, str]) -> None:
+        """Create the named volume unless it exists."""
+        ...
+
+    async def remove_volume(self, name: str) -> None:
+        """Remove the named volume; no error if it is gone or still in use."""
+        ...
+
+    async def cpu_architecture(self) -> str:
+        """The engine's CPU architecture in ECS's words: X86_64 or ARM64."""
         ...

@@ -60,7 +60,7 @@ PROXY_PIDS = 256
 LOG_IDLE_TIMEOUT = 300
 """Seconds a log stream may stay silent before it is re-opened (from where it was)."""
 LOG_BLOCK = 262_144
-LOG_GATHER_SECONDS = 0.2
+LOG_GATHER_SECONDS = 0.1
 """A log reader that has caught up waits this long before reading again, so a container's
 lines are read in blocks (a wake-up per line costs far more than the line)."""
 PRIVILEGED_PORTS = 1024
@@ -227,6 +227,18 @@ class DockerRuntime:
             cap_drop=spec.cap_drop or None,
             ulimits=[docker.types.Ulimit(name=n, soft=s, hard=h) for n, s, h in spec.ulimits]
             or None,
+            mounts=[
+                docker.types.Mount(
+                    target=target,
+                    source=source,
+                    type="bind" if source.startswith("/") else "volume",
+                    read_only=read_only,
+                )
+                for source, target, read_only in spec.mounts
+            ]
+            or None,
+            volumes_from=spec.volumes_from or None,
+            sysctls=spec.sysctls or None,
         )
         networking = None
         if spec.network:
@@ -259,6 +271,8 @@ class DockerRuntime:
                 networking_config=networking,
                 healthcheck=healthcheck,
                 stop_signal="SIGTERM",
+                tty=spec.tty,
+                stdin_open=spec.stdin_open,
             )
             return str(created["Id"])
         except docker.errors.ImageNotFound as exc:
@@ -454,6 +468,26 @@ class DockerRuntime:
                 return extracted.read() if extracted is not None else None
 
         return await self._call(read)
+
+    async def ensure_volume(self, name: str, labels: dict[str, str]) -> None:
+        def create() -> None:
+            try:
+                self.api.inspect_volume(name)
+            except docker.errors.NotFound:
+                self.api.create_volume(name, labels={**labels, LABEL_INSTANCE: self.instance})
+
+        await self._call(create)
+
+    async def remove_volume(self, name: str) -> None:
+        def remove() -> None:
+            with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+                self.api.remove_volume(name, force=True)
+
+        await self._call(remove)
+
+    async def cpu_architecture(self) -> str:
+        arch = str((await self._call(lambda: self.api.info())).get("Architecture") or "")
+        return "ARM64" if arch in ("aarch64", "arm64") else "X86_64"
 
     async def host_ulimits(self) -> dict[str, int]:
         """The hard limits a container gets by default (the engine's own, which it cannot

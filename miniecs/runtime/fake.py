@@ -59,6 +59,7 @@ class FakeRuntime:
         self.proxy_specs: dict[str, ProxySpec] = {}
         self.files: dict[str, dict[str, bytes]] = {}
         """Files inside each proxy container, by path (tests write state.json here)."""
+        self.volumes: dict[str, dict[str, str]] = {}
         self.ulimits: dict[str, int] = {"nofile": 1_048_576}
         """The engine's hard limits (`host_ulimits`)."""
         self.output: dict[str, list[tuple[int, bytes]]] = {}
@@ -199,6 +200,17 @@ class FakeRuntime:
         for ts, line in list(self.output.get(docker_name, [])):
             if ts >= since_s * 1_000_000_000:
                 yield ts, line
+
+    async def ensure_volume(self, name: str, labels: dict[str, str]) -> None:
+        self._check()
+        self.volumes[name] = labels
+
+    async def remove_volume(self, name: str) -> None:
+        self._check()
+        self.volumes.pop(name, None)
+
+    async def cpu_architecture(self) -> str:
+        return "X86_64"
 
     async def host_ulimits(self) -> dict[str, int]:
         return dict(self.ulimits)

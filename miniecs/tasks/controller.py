@@ -22,6 +22,8 @@ from miniecs.logs.awslogs import CREATE_STREAM_FAILED, LogShipper, awslogs_targe
 from miniecs.logs.store import NoSuchGroup
 from miniecs.model import ServiceEvent, StopCode, Task, TaskDefinition, TaskStatus
 from miniecs.runtime.base import (
+    LABEL_MANAGED,
+    LABEL_TASK,
     PAUSE_CONTAINER,
     ContainerCreateError,
     ContainerObservation,
@@ -41,6 +43,7 @@ from miniecs.tasks.specs import (
     docker_name,
     effective_container,
     stop_timeout,
+    task_volumes,
 )
 
 log = logging.getLogger(__name__)
@@ -179,6 +182,27 @@ class TaskController:
                 return CREATE_STREAM_FAILED
         return None
 
+    async def _platform_refused(self, td: TaskDefinition) -> str | None:
+        """ECS's reason when the task's runtimePlatform is one this engine cannot run (as
+        Fargate cannot pull an image for a platform it does not have)."""
+        platform = td.document.get("runtimePlatform") or {}
+        family = str(platform.get("operatingSystemFamily") or "LINUX")
+        arch = platform.get("cpuArchitecture")
+        wanted = None
+        if family != "LINUX":
+            wanted = "windows/amd64"
+        elif arch and arch != await self.runtime.cpu_architecture():
+            wanted = "linux/arm64" if arch == "ARM64" else "linux/amd64"
+        if wanted is None:
+            return None
+        image = td.containers[0]["image"]
+        return (
+            f"CannotPullContainerError: pull image manifest has been retried 1 time(s): "
+            f"image Manifest does not contain descriptor matching platform '{wanted}' "
+            f"(the Docker engine of miniecs runs {await self.runtime.cpu_architecture()}): "
+            f"{image}"
+        )
+
     def _resolve_secrets(self, td: TaskDefinition) -> dict[str, dict[str, str]]:
         """Each container's `secrets` as environment variables; raises SecretsUnavailable."""
         out: dict[str, dict[str, str]] = {}
@@ -262,6 +286,10 @@ class TaskController:
                 # Registered while the operator allowed it; not allowed any more.
                 self._fail(task.task_id, StopCode.TASK_FAILED_TO_START, exc.message, exc.message)
                 return
+        refused = await self._platform_refused(td)
+        if refused is not None:
+            self._fail(task.task_id, StopCode.TASK_FAILED_TO_START, refused, refused)
+            return
         try:
             secret_env = self._resolve_secrets(td)
         except SecretsUnavailable as exc:
@@ -287,6 +315,19 @@ class TaskController:
             host_ulimits=host_ulimits,
         )
         specs = container_specs(task, td, ctx, secret_env)
+        for volume in task_volumes(task, td).values():
+            if not volume.startswith("/"):
+                await self.runtime.ensure_volume(
+                    volume,
+                    {
+                        LABEL_MANAGED: "true",
+                        **(
+                            {LABEL_TASK: task.task_id}
+                            if volume.startswith(f"miniecs-{task.task_id}-")
+                            else {}
+                        ),
+                    },
+                )
         try:
             for image in dict.fromkeys(s.image for s in specs):
                 await self.runtime.ensure_image(image, self.settings.pull_timeout)
@@ -357,6 +398,9 @@ class TaskController:
             await self.runtime.remove_container(docker_name(task.task_id, name))
             if self.logs is not None:
                 self.logs.forget(obs.runtime_id)
+        for volume in task_volumes(task, td).values():
+            if volume.startswith(f"miniecs-{task.task_id}-"):  # Fargate task storage
+                await self.runtime.remove_volume(volume)
 
     async def _remove_strays(self, containers: list[ContainerObservation]) -> None:
         for obs in containers:

@@ -96,6 +96,28 @@ def effective_container(task: Task, container: dict[str, Any]) -> dict[str, Any]
     return out
 
 
+def volume_name(task_id: str, volume: dict[str, Any]) -> str:
+    """The Docker volume (or host path) behind a task definition volume.
+
+    Fargate task storage (a volume with no configuration) is a volume of the task, shared by
+    its containers and removed with it. An EFS volume is a local named volume per file system
+    and root directory, shared by every task that mounts it (it persists, as EFS does). A host
+    `sourcePath` (only with --allow-host-mounts) is bind-mounted."""
+    efs = volume.get("efsVolumeConfiguration")
+    if efs:
+        root = str(efs.get("rootDirectory") or "/").strip("/").replace("/", "_")
+        return f"miniecs-efs-{efs.get('fileSystemId')}" + (f"-{root}" if root else "")
+    source = (volume.get("host") or {}).get("sourcePath")
+    if source:
+        return str(source)
+    return f"miniecs-{task_id}-{volume['name']}"
+
+
+def task_volumes(task: Task, td: TaskDefinition) -> dict[str, str]:
+    """Task definition volume name to Docker volume name (or host path)."""
+    return {v["name"]: volume_name(task.task_id, v) for v in td.document.get("volumes") or []}
+
+
 def task_size(task: Task, td: TaskDefinition) -> tuple[int | None, int | None]:
     """Task CPU units and memory MiB, after taskOverride-style overrides."""
     cpu = task.overrides.get("cpu") or td.document.get("cpu")
@@ -192,6 +214,7 @@ def container_specs(
             )
         )
     memory_of = _memory_split(containers, memory)
+    volumes = task_volumes(task, td)
     for c in containers:
         name = c["name"]
         env = {e["name"]: str(e.get("value", "")) for e in c.get("environment") or []}
@@ -246,6 +269,19 @@ def container_specs(
                 cap_drop=list(caps.get("drop") or []),
                 ulimits=clamp_ulimits(c.get("ulimits") or [], ctx.host_ulimits)[0],
                 docker_labels=dict(c.get("dockerLabels") or {}),
+                mounts=[
+                    (volumes[m["sourceVolume"]], m["containerPath"], bool(m.get("readOnly")))
+                    for m in c.get("mountPoints") or []
+                    if m.get("sourceVolume") in volumes and m.get("containerPath")
+                ],
+                volumes_from=[
+                    docker_name(task.task_id, v["sourceContainer"])
+                    + (":ro" if v.get("readOnly") else "")
+                    for v in c.get("volumesFrom") or []
+                ],
+                sysctls={s["namespace"]: str(s["value"]) for s in c.get("systemControls") or []},
+                tty=bool(c.get("pseudoTerminal")),
+                stdin_open=bool(c.get("interactive")),
             )
         )
     return specs
