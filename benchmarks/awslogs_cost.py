@@ -30,7 +30,7 @@ import docker
 
 from miniecs.images import BASE_IMAGE
 from miniecs.logs.awslogs import AwslogsTarget, LogShipper
-from miniecs.logs.store import LogStore
+from miniecs.logs.store import LogStore, ReaderPosition
 from miniecs.runtime.docker import DockerRuntime
 
 LABEL = "miniecs.bench"
@@ -115,6 +115,9 @@ def measure(count: int, rate: float, seconds: float) -> dict[str, float]:
                 cid = client.api.inspect_container(name)["Id"]
                 ids[name] = cid
                 store.ensure_stream("/bench", name, 0)
+                # start from now, as a reader resumed after a restart does: the lines the
+                # container wrote while the others were being created are not measured
+                store.append("/bench", name, [], 0, (cid, ReaderPosition(time.time_ns(), 0)))
                 shipper.follow(cid, name, AwslogsTarget("/bench", name, False))
             latencies: list[float] = []
             stop = threading.Event()

@@ -47,7 +47,7 @@ def docker_client() -> Any:
 
 
 def remove_by_label(label: str) -> None:
-    """Remove every container and network carrying `label`; errors are ignored."""
+    """Remove every container, network and volume carrying `label`; errors are ignored."""
     client = docker_client()
     for c in client.containers.list(sparse=True, all=True, filters={"label": label}):
         with contextlib.suppress(Exception):
@@ -55,6 +55,9 @@ def remove_by_label(label: str) -> None:
     for n in client.networks.list(filters={"label": label}):
         with contextlib.suppress(Exception):
             n.remove()
+    for v in client.volumes.list(filters={"label": label}):
+        with contextlib.suppress(Exception):
+            v.remove(force=True)
 
 
 def _validate_response(http_response: Any, parsed: dict[str, Any], model: Any, **_: Any) -> None:

@@ -60,7 +60,7 @@ PROXY_PIDS = 256
 LOG_IDLE_TIMEOUT = 300
 """Seconds a log stream may stay silent before it is re-opened (from where it was)."""
 LOG_BLOCK = 262_144
-LOG_GATHER_SECONDS = 0.1
+LOG_GATHER_SECONDS = 0.3
 """A log reader that has caught up waits this long before reading again, so a container's
 lines are read in blocks (a wake-up per line costs far more than the line)."""
 PRIVILEGED_PORTS = 1024

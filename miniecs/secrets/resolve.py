@@ -3,12 +3,15 @@ a task starts, with ECS's stopped-reason wording when one cannot be.
 
 A value is a Secrets Manager ARN (full, or without the random suffix), optionally followed by
 `:json-key:version-stage:version-id`; an SSM parameter ARN; or an SSM parameter name (a name
-that is no parameter is also looked up as a secret name, for convenience).
+that is no parameter is also looked up as a secret name, for convenience). miniecs keeps one
+store for every region and account: an ARN of another region or account finds the secret or
+parameter of that name.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from miniecs.secrets.store import CURRENT, SecretStore
@@ -42,6 +45,10 @@ def _secret_value(store: SecretStore, value_from: str) -> str:
     else:
         secret_id, json_key, stage, version_id = value_from, "", "", ""
     secret = store.secret(secret_id)
+    if secret is None and secret_id.startswith("arn:"):
+        # one store for every region and account: find the secret by its name
+        name = parts[6]
+        secret = store.secret(name) or store.secret(re.sub(r"-[A-Za-z0-9]{6}$", "", name))
     if secret is None:
         raise _asm_error(
             secret_id, "ResourceNotFoundException: Secrets Manager can't find the specified secret."

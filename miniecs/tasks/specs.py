@@ -143,9 +143,14 @@ def _labels(ctx: SpecContext, task: Task, name: str) -> dict[str, str]:
     }
 
 
+MIN_NANO_CPUS = 10_000_000
+"""Docker's smallest CPU quota (0.01 CPU, a 1 ms CFS quota); the kernel refuses less."""
+
+
 def _nano_cpus(cpu_units: int, host_cpus: int) -> int:
-    """Task CPU units as NanoCpus, clamped to the host: Docker refuses more than it has."""
-    return min(cpu_units * 1_000_000_000 // 1024, host_cpus * 1_000_000_000)
+    """CPU units as NanoCpus, clamped to the host (Docker refuses more than it has) and to
+    Docker's minimum (a container `cpu` of 10 units would be a quota the kernel refuses)."""
+    return max(MIN_NANO_CPUS, min(cpu_units * 1_000_000_000 // 1024, host_cpus * 1_000_000_000))
 
 
 def _health(container: dict[str, Any], speed: float) -> HealthCheckSpec | None:
