@@ -241,3 +241,88 @@ def all_lines(logs: Any, stream: str) -> list[str]:
         if page["nextForwardToken"] == kwargs.get("nextToken"):
             return out
         kwargs["nextToken"] = page["nextForwardToken"]
+
+
+def test_done_means_through_the_aws_cli(miniecs: Miniecs, tmp_path: Any) -> None:
+    """Issue 11's acceptance, with the aws CLI only: a service whose task definition uses
+    awslogs and two secrets starts, its lines are readable, the container sees both values,
+    the ulimit is clamped with a service event, and a secret deleted before the next deployment
+    makes the new task stop with ECS's wording."""
+    import json
+    import subprocess
+    import sys
+
+    env = {
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "PATH": "/usr/bin:/bin",
+    }
+
+    def aws(*args: str) -> Any:
+        out = subprocess.run(
+            [sys.executable, "-m", "awscli", *args, "--endpoint-url", miniecs.endpoint],
+            capture_output=True,
+            env=env,
+            check=True,
+        )
+        return json.loads(out.stdout) if out.stdout.strip() else None
+
+    arn = aws("secretsmanager", "create-secret", "--name", "db", "--secret-string", "pa55")["ARN"]
+    aws("ssm", "put-parameter", "--name", "/api-key", "--value", "k3y", "--type", "SecureString")
+    td = task_definition(
+        "svc",
+        "/ecs/svc",
+        create=True,
+        secrets=[
+            {"name": "DB_PASSWORD", "valueFrom": arn},
+            {"name": "API_KEY", "valueFrom": "/api-key"},
+        ],
+        ulimits=[{"name": "nofile", "softLimit": 1048576, "hardLimit": 1048576}],
+    )
+    path = tmp_path / "td.json"
+    path.write_text(json.dumps(td))
+    aws("ecs", "create-cluster", "--cluster-name", "cli")
+    aws("ecs", "register-task-definition", "--cli-input-json", f"file://{path}")
+    aws(
+        "ecs", "create-service", "--cluster", "cli", "--service-name", "svc",
+        "--task-definition", "svc", "--desired-count", "1",
+    )  # fmt: skip
+
+    def logged() -> list[str]:
+        try:
+            got = aws("logs", "filter-log-events", "--log-group-name", "/ecs/svc")
+        except subprocess.CalledProcessError:
+            return []
+        return [e["message"] for e in got["events"]]
+
+    lines = wait_for(lambda: (got := logged()) and "db pa55 key k3y" in got and got, timeout=60)
+    assert lines[0] == "hello from app"
+    events = aws("ecs", "describe-services", "--cluster", "cli", "--services", "svc")
+    messages = [e["message"] for e in events["services"][0]["events"]]
+    from miniecs.runtime.docker import parse_proc_limits
+
+    probe = docker_client().containers.run(
+        "miniecs/base:bookworm", ["cat", "/proc/self/limits"], remove=True, network_mode="none"
+    )
+    host = parse_proc_limits(probe.decode())["nofile"]
+    clamped = [m for m in messages if "ulimit nofile 1048576:1048576 clamped" in m]
+    assert len(clamped) == (1 if host < 1048576 else 0), messages
+    aws("secretsmanager", "delete-secret", "--secret-id", "db", "--force-delete-without-recovery")
+    aws("ecs", "update-service", "--cluster", "cli", "--service", "svc", "--force-new-deployment")
+
+    def failed_task() -> dict[str, Any] | None:
+        arns = aws("ecs", "list-tasks", "--cluster", "cli", "--desired-status", "STOPPED")
+        if not arns["taskArns"]:
+            return None
+        tasks = aws("ecs", "describe-tasks", "--cluster", "cli", "--tasks", *arns["taskArns"])
+        return next((t for t in tasks["tasks"] if t.get("stopCode") == "TaskFailedToStart"), None)
+
+    task = wait_for(failed_task, timeout=60, interval=0.5)
+    assert task["stoppedReason"].startswith(
+        "ResourceInitializationError: unable to pull secrets or registry auth: execution "
+        f"resource retrieval failed: unable to retrieve secret from asm: service call has been "
+        f"retried 1 time(s): failed to fetch secret {arn} from secrets manager: "
+        "ResourceNotFoundException"
+    )
+    aws("ecs", "delete-service", "--cluster", "cli", "--service", "svc", "--force")
