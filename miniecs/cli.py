@@ -98,6 +98,13 @@ def server(
     sample_interval: Annotated[
         float, typer.Option(help="Real seconds between two samples of every task.")
     ] = 1.0,
+    secrets_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="JSON seeding Secrets Manager and SSM Parameter Store at start (for CI): "
+            '{"secrets": {"name": "value"}, "parameters": {"/name": "value"}}.'
+        ),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
     log_format: Annotated[
         str,
@@ -121,7 +128,11 @@ def server(
             allow_host_mounts=allow_host_mounts,
         ),
         metrics=MetricsSettings(sample_interval=sample_interval, source=metrics_source),
+        secrets_file=secrets_file,
     )
+    if secrets_file is not None and not secrets_file.is_file():
+        console.print(f"[red]--secrets-file {secrets_file}: no such file[/]")
+        raise typer.Exit(2)
     if metrics_source not in ("auto", "cgroup", "stats"):
         console.print(f"[red]--metrics-source must be auto, cgroup or stats, not {metrics_source}")
         raise typer.Exit(2)
@@ -319,6 +330,37 @@ def why(
     except explain.WhyError as exc:
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(1) from None
+
+
+@app.command()
+def logs(
+    target: Annotated[str, typer.Argument(help="A task (id or ARN) or a service name.")],
+    cluster: Annotated[str, typer.Option(help="The cluster.")] = "default",
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing.")] = False,
+    since: Annotated[float, typer.Option(help="Seconds back to start from.")] = 600.0,
+    endpoint_url: Annotated[
+        str, typer.Option(help="The miniecs endpoint to read.")
+    ] = "http://127.0.0.1:4566",
+) -> None:
+    """Print (and with --follow, follow) the awslogs output of a task or of a service's tasks,
+    from the endpoint's CloudWatch Logs."""
+    from miniecs import logtail
+
+    try:
+        logtail.run(
+            endpoint_url,
+            ServerSettings().region,
+            cluster,
+            target,
+            follow,
+            since,
+            lambda line: print(line, flush=True),
+        )
+    except logtail.LogsError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
 
 
 @images_app.command("build")

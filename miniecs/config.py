@@ -56,6 +56,14 @@ class MetricsSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class LogSettings:
+    max_mib: int = 1024
+    """Cap on the CloudWatch Logs events stored (MiB of messages); the oldest go first."""
+    prune_interval: float = 60.0
+    """Real seconds between two passes that enforce retention and the cap."""
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     state_dir: Path = field(
         default_factory=lambda: Path(_env("MINIECS_STATE_DIR", str(Path.home() / ".miniecs")))
@@ -66,3 +74,6 @@ class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     tasks: TaskSettings = field(default_factory=TaskSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    logs: LogSettings = field(default_factory=LogSettings)
+    secrets_file: Path | None = None
+    """JSON seeding Secrets Manager and SSM at start (`miniecs server --secrets-file`)."""

@@ -29,10 +29,15 @@ from miniecs.aws.autoscaling import AutoScalingApi, ScalingAlarms
 from miniecs.aws.cloudwatch import CloudWatchApi
 from miniecs.aws.ecs import EcsApi
 from miniecs.aws.elbv2 import Elbv2Api
+from miniecs.aws.logs import LogsApi
 from miniecs.aws.protocols import JsonService, RpcV2CborService
 from miniecs.aws.query import QueryService
+from miniecs.aws.secretsmanager import SecretsManagerApi
+from miniecs.aws.ssm import SsmApi
 from miniecs.clock import Clock, SystemClock
 from miniecs.config import Settings
+from miniecs.logs.awslogs import LogShipper
+from miniecs.logs.store import LogStore
 from miniecs.metrics.publish import Publisher
 from miniecs.metrics.sampler import Sampler
 from miniecs.metrics.store import MetricStore
@@ -43,6 +48,8 @@ from miniecs.runtime.docker import DockerRuntime
 from miniecs.scheduler.loop import ServiceScheduler
 from miniecs.scheduler.repair import repair_services
 from miniecs.scheduler.targets import holds
+from miniecs.secrets.seed import SeedError, seed_secrets
+from miniecs.secrets.store import SecretStore
 from miniecs.store import Store
 from miniecs.supervise import supervise
 from miniecs.tasks.controller import TaskController
@@ -126,6 +133,25 @@ class Engine:
         self.instance = instance
         (self.settings.state_dir / INSTANCE_FILE).write_text(f"{instance}\n")
         self.alb_store = AlbStore(self.settings.state_dir / "alb.db")
+        self.logs = LogStore(
+            self.settings.state_dir / "logs.db", max_bytes=self.settings.logs.max_mib << 20
+        )
+        """CloudWatch Logs: groups, streams, events (awslogs containers write here)."""
+        clock = self.clock
+        self.shipper = LogShipper(self.logs, self.runtime, lambda: int(clock.now() * 1000))
+        self.secrets = SecretStore(self.settings.state_dir / "secrets.db")
+        """Secrets Manager secrets and SSM parameters (task `secrets` resolve here)."""
+        if self.settings.secrets_file is not None:
+            try:
+                seed_secrets(
+                    self.secrets,
+                    self.settings.secrets_file,
+                    clock.now(),
+                    self.settings.server.region,
+                )
+            except SeedError as exc:
+                self._state_lock.close()
+                raise SystemExit(str(exc)) from None
         self.alb = AlbController(self.alb_store, self.runtime, self.clock, self.metrics, instance)
         """Load balancers' data-plane containers and the target API (register/deregister)."""
         self.controller = TaskController(
@@ -136,6 +162,8 @@ class Engine:
             instance,
             host_cpus=os.cpu_count() or 1,
             stop_hold=self._held_by_load_balancer,
+            logs=self.shipper,
+            secrets=self.secrets,
         )
         self.scheduler = ServiceScheduler(
             self.store,
@@ -198,6 +226,12 @@ class Engine:
                 strict=self.strict_responses,
             )
         )
+        for name, handlers in (
+            ("logs", LogsApi(self.logs, clock.now, region)),
+            ("secretsmanager", SecretsManagerApi(self.secrets, clock.now, region)),
+            ("ssm", SsmApi(self.secrets, clock.now, region)),
+        ):
+            self.services.append(JsonService(name, handlers, strict=self.strict_responses))
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -227,6 +261,15 @@ class Engine:
             changed.clear()
             await changed.wait()
             await asyncio.sleep(0.05)  # one read for a burst of writes
+
+    async def _prune_logs(self) -> None:
+        """Retention and the size cap of CloudWatch Logs; expired secret deletions."""
+        assert self.clock is not None
+        while True:
+            now = self.clock.now()
+            await asyncio.to_thread(self.logs.prune, int(now * 1000))
+            self.secrets.purge(now)
+            await asyncio.sleep(self.settings.logs.prune_interval)
 
     async def _persist_clock(self) -> None:
         assert self.clock is not None
@@ -336,8 +379,10 @@ class Engine:
                     ("autoscaler", self.autoscaler.run),
                     ("clock", self._persist_clock),
                     ("state-log", self._log_state_changes),
+                    ("logs-retention", self._prune_logs),
                 )
             ]
+            self.shipper.start()
             self.port = server.servers[0].sockets[0].getsockname()[1]
             port_file = self.settings.state_dir / PORT_FILE
             port_file.write_text(f"{self.port}\n")
@@ -354,6 +399,7 @@ class Engine:
             await serving
             log.info("shutting down: finishing in-flight task actions")
             await self.controller.drain()
+            await asyncio.to_thread(self.shipper.stop)
             for loop_task in loops:
                 loop_task.cancel()
         self.store.set_meta("clock", repr(self.clock.now() if self.clock else 0))
@@ -368,6 +414,8 @@ class Engine:
         self.alb_store.close()
         self.metrics.close()
         self.scaling.close()
+        self.logs.close()
+        self.secrets.close()
         self._state_lock.close()
 
 

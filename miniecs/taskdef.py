@@ -47,6 +47,17 @@ _NOT_ON_FARGATE_CONTAINER = (
 )
 _NOT_ON_FARGATE_LINUX = ("tmpfs", "sharedMemorySize", "maxSwap", "swappiness")
 MIN_CONTAINER_MEMORY_MIB = 6
+ULIMIT_NAMES = frozenset(
+    {"core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile", "nproc",
+     "rss", "rtprio", "rttime", "sigpending", "stack"}
+)  # fmt: skip
+"""ECS's UlimitName enum (botocore's ECS model)."""
+FARGATE_MAX_NOFILE = 1_048_576
+LOG_DRIVERS = frozenset(
+    {"json-file", "syslog", "journald", "gelf", "fluentd", "awslogs", "splunk", "awsfirelens"}
+)
+"""ECS's LogDriver enum (botocore's ECS model)."""
+_PARAMETER_NAME = re.compile(r"[a-zA-Z0-9_.\-/]+")
 DEFAULT_STOP_TIMEOUT = 30
 MAX_STOP_TIMEOUT = 120
 
@@ -158,7 +169,6 @@ def fargate_refusals(doc: dict[str, Any], settings: TaskSettings) -> list[str]:
     for v in doc.get("volumes") or ():
         for key in (
             "dockerVolumeConfiguration",
-            "efsVolumeConfiguration",
             "fsxWindowsFileServerVolumeConfiguration",
             "configuredAtLaunch",
         ):
@@ -176,14 +186,6 @@ def fargate_refusals(doc: dict[str, Any], settings: TaskSettings) -> list[str]:
             if c.get(key):
                 reasons.append(
                     f"Invalid setting for container '{name}'. '{key}' is not supported on Fargate."
-                )
-        for key in ("mountPoints", "volumesFrom"):
-            if c.get(key):
-                # Fargate takes them; miniecs does not mount task volumes yet, and refuses
-                # rather than run the task without them.
-                reasons.append(
-                    f"Invalid setting for container '{name}'. '{key}' is not emulated by "
-                    "miniecs: task volumes are not mounted."
                 )
         for key in _NOT_ON_FARGATE_LINUX:
             if linux.get(key):
@@ -245,7 +247,64 @@ def _normalise_container(
         out["healthCheck"] = normalise_health_check(name, c["healthCheck"])
     if "stopTimeout" in c and not 2 <= int(c["stopTimeout"]) <= MAX_STOP_TIMEOUT:
         raise _container_error(name, f"'stopTimeout' must be between 2 and {MAX_STOP_TIMEOUT}.")
+    _check_ulimits(name, c.get("ulimits") or [])
+    _check_secrets(name, c.get("secrets") or [])
+    _check_log_configuration(name, c.get("logConfiguration"))
     return out
+
+
+def _check_ulimits(name: str, ulimits: list[dict[str, Any]]) -> None:
+    for u in ulimits:
+        if u.get("name") not in ULIMIT_NAMES:
+            raise _container_error(
+                name, f"'ulimits.name' {u.get('name')!r} is not one of {sorted(ULIMIT_NAMES)}."
+            )
+        if int(u["softLimit"]) > int(u["hardLimit"]):
+            raise _container_error(
+                name, f"The soft limit of ulimit '{u['name']}' exceeds its hard limit."
+            )
+        if u["name"] == "nofile" and int(u["hardLimit"]) > FARGATE_MAX_NOFILE:
+            raise _container_error(
+                name, f"The 'nofile' ulimit cannot exceed {FARGATE_MAX_NOFILE} on Fargate."
+            )
+
+
+def _value_from_problem(value_from: str) -> str | None:
+    """Why `valueFrom` names no Secrets Manager secret or SSM parameter (None if it does)."""
+    if value_from.startswith("arn:"):
+        parts = value_from.split(":")
+        if len(parts) >= 7 and parts[2] == "secretsmanager" and parts[5] == "secret":
+            return None if len(parts) <= 10 else "too many fields after the secret name"
+        if len(parts) == 6 and parts[2] == "ssm" and parts[5].startswith("parameter/"):
+            return None
+        return "it is neither a Secrets Manager secret ARN nor an SSM parameter ARN"
+    if not _PARAMETER_NAME.fullmatch(value_from):
+        return "it is not a valid parameter name"
+    return None
+
+
+def _check_secrets(name: str, secrets: list[dict[str, Any]]) -> None:
+    seen: set[str] = set()
+    for secret in secrets:
+        env, value_from = str(secret.get("name") or ""), str(secret.get("valueFrom") or "")
+        if not env or not value_from:
+            raise _container_error(name, "'secrets' entries need a 'name' and a 'valueFrom'.")
+        problem = _value_from_problem(value_from)
+        if problem:
+            raise _container_error(name, f"Invalid 'valueFrom' for secret '{env}': {problem}.")
+        if env in seen:
+            raise _container_error(name, f"Duplicate secret name '{env}'.")
+        seen.add(env)
+
+
+def _check_log_configuration(name: str, config: dict[str, Any] | None) -> None:
+    if not config:
+        return
+    driver = config.get("logDriver")
+    if driver not in LOG_DRIVERS:
+        raise _container_error(
+            name, f"'logConfiguration.logDriver' must be one of {sorted(LOG_DRIVERS)}."
+        )
 
 
 def _check_depends_on(containers: list[dict[str, Any]]) -> None:

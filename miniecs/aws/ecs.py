@@ -158,7 +158,11 @@ class EcsApi(ServiceOperations, AccountSettings):
                     {**given.get(c.name, {}), "name": c.name} for c in task.containers
                 ],
                 "inferenceAcceleratorOverrides": [],
-                **{k: v for k, v in task.overrides.items() if k in ("cpu", "memory")},
+                **{
+                    k: v
+                    for k, v in task.overrides.items()
+                    if k in ("cpu", "memory", "taskRoleArn", "executionRoleArn", "ephemeralStorage")
+                },
             },
             "lastStatus": status.value,
             "desiredStatus": task.desired_status.value,

@@ -91,6 +91,9 @@ VALIDATION_ERRORS: dict[str, ValidationErrors] = {
     "application-autoscaling": ValidationErrors(ValidationException),
     "elbv2": ValidationErrors(ValidationError),
     "cloudwatch": ValidationErrors(ValidationError, missing=_cloudwatch_missing),
+    "logs": ValidationErrors(InvalidParameterException),
+    "secretsmanager": ValidationErrors(InvalidParameterException),
+    "ssm": ValidationErrors(ValidationException),
 }
 """Each service's validation error: ECS `InvalidParameterException`, Application Auto Scaling
 `ValidationException`, ELBv2 and CloudWatch `ValidationError` (CloudWatch answers an absent

@@ -8,7 +8,7 @@ other's containers.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -75,6 +75,12 @@ class ContainerSpec:
     docker_labels: dict[str, str] = field(default_factory=dict)
     sysctls: dict[str, str] = field(default_factory=dict)
     """Namespaced kernel parameters (task definition `systemControls`)."""
+    mounts: list[tuple[str, str, bool]] = field(default_factory=list)
+    """(Docker volume name or absolute host path, container path, read-only)."""
+    volumes_from: list[str] = field(default_factory=list)
+    """Docker names of containers whose mounts this one gets (`name:ro` for read-only)."""
+    tty: bool = False
+    stdin_open: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,4 +240,31 @@ class Runtime(Protocol):
     def container_deaths(self) -> AsyncIterator[tuple[str, str]]:
         """(task id, ECS container name) of this instance's task containers as the engine
         reports them dying, for as long as the caller iterates (raises RuntimeUnavailable)."""
+        ...
+
+    def log_lines(self, docker_name: str, since_s: int) -> Iterator[tuple[int, bytes]]:
+        """Blocking (run it in a thread): the container's stdout and stderr lines from epoch
+        second `since_s` on, as (timestamp ns, line without its newline), following until the
+        container stops."""
+        ...
+
+    def is_running(self, docker_name: str) -> bool:
+        """Blocking: whether the container exists and runs."""
+        ...
+
+    async def host_ulimits(self) -> dict[str, int]:
+        """Hard limits (by Docker ulimit name) above which the engine cannot set a
+        container's; {} when unknown."""
+        ...
+
+    async def ensure_volume(self, name: str, labels: dict[str, str]) -> None:
+        """Create the named volume unless it exists."""
+        ...
+
+    async def remove_volume(self, name: str) -> None:
+        """Remove the named volume; no error if it is gone or still in use."""
+        ...
+
+    async def cpu_architecture(self) -> str:
+        """The engine's CPU architecture in ECS's words: X86_64 or ARM64."""
         ...

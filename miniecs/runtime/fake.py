@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import itertools
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 
 from miniecs.errors import RuntimeUnavailable
 from miniecs.runtime.base import (
@@ -62,6 +62,11 @@ class FakeRuntime:
         """Files inside each proxy container, by path (tests write state.json here)."""
         self.deaths: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
         """What `container_deaths` yields; `exit` puts into it."""
+        self.volumes: dict[str, dict[str, str]] = {}
+        self.ulimits: dict[str, int] = {"nofile": 1_048_576}
+        """The engine's hard limits (`host_ulimits`)."""
+        self.output: dict[str, list[tuple[int, bytes]]] = {}
+        """Lines each container wrote, as (timestamp ns, line) (tests append here)."""
 
     def _check(self) -> None:
         if not self.available:
@@ -199,6 +204,30 @@ class FakeRuntime:
         while True:
             self._check()
             yield await self.deaths.get()
+
+    def log_lines(self, docker_name: str, since_s: int) -> Iterator[tuple[int, bytes]]:
+        """What the container wrote from `since_s` on (no following: it returns at the end)."""
+        for ts, line in list(self.output.get(docker_name, [])):
+            if ts >= since_s * 1_000_000_000:
+                yield ts, line
+
+    async def ensure_volume(self, name: str, labels: dict[str, str]) -> None:
+        self._check()
+        self.volumes[name] = labels
+
+    async def remove_volume(self, name: str) -> None:
+        self._check()
+        self.volumes.pop(name, None)
+
+    async def cpu_architecture(self) -> str:
+        return "X86_64"
+
+    async def host_ulimits(self) -> dict[str, int]:
+        return dict(self.ulimits)
+
+    def is_running(self, docker_name: str) -> bool:
+        obs = self.containers.get(docker_name)
+        return obs is not None and obs.running
 
     def names_of_task(self, task_id: str) -> list[str]:
         return [n for n, c in self.containers.items() if c.task_id == task_id]

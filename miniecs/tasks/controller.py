@@ -17,14 +17,20 @@ from collections.abc import Callable
 from miniecs.clock import Clock, wait_event
 from miniecs.config import TaskSettings
 from miniecs.errors import ClientException, RuntimeUnavailable
-from miniecs.model import StopCode, Task, TaskDefinition, TaskStatus
+from miniecs.logs.awslogs import CREATE_STREAM_FAILED, LogShipper, awslogs_target
+from miniecs.logs.store import NoSuchGroup
+from miniecs.model import StopCode, Task, TaskDefinition, TaskStatus, add_event
 from miniecs.runtime.base import (
+    LABEL_MANAGED,
+    LABEL_TASK,
     PAUSE_CONTAINER,
     ContainerCreateError,
     ContainerObservation,
     ImageUnavailable,
     Runtime,
 )
+from miniecs.secrets.resolve import SecretsUnavailable, resolve
+from miniecs.secrets.store import SecretStore
 from miniecs.store import Store
 from miniecs.supervise import Guard
 from miniecs.taskdef import check_refused
@@ -32,14 +38,23 @@ from miniecs.tasks.plan import Action, ActionKind, advance, plan_task, request_s
 from miniecs.tasks.specs import (
     PAUSE_IMAGE,
     SpecContext,
+    clamp_ulimits,
     container_specs,
     docker_name,
     effective_container,
     stop_timeout,
+    task_volumes,
 )
 
 log = logging.getLogger(__name__)
 OOM_REASON = "OutOfMemoryError: Container killed due to memory usage"
+LOG_DRAIN_SECONDS = 5.0
+"""Real seconds teardown waits for a stopped container's last log lines to be stored."""
+MAX_SERVICE_EVENTS = 100
+MISSING_GROUP_OPTION = (
+    "ResourceInitializationError: failed to validate logger args: must specify a value for "
+    "log opt 'awslogs-group' : exit status 1"
+)
 
 
 class TaskController:
@@ -52,9 +67,15 @@ class TaskController:
         instance: str,
         host_cpus: int,
         stop_hold: Callable[[Task], bool] = lambda _task: False,
+        logs: LogShipper | None = None,
+        secrets: SecretStore | None = None,
     ) -> None:
         """`stop_hold(task)`: True while a task that must stop is still registered with a
-        load balancer; its containers keep running (DEACTIVATING) until it is drained."""
+        load balancer; its containers keep running (DEACTIVATING) until it is drained.
+        `logs`: the awslogs driver (None: awslogs containers keep Docker's own logs only);
+        `secrets`: where `secrets[].valueFrom` are resolved (None: a task with secrets fails)."""
+        self.logs = logs
+        self.secrets = secrets
         self.stop_hold = stop_hold
         self.store = store
         self.runtime = runtime
@@ -114,12 +135,89 @@ class TaskController:
         if task is None:
             return
         td = self._task_definition(task)
+        self._follow_logs(task, td, observed)
         hold = task.desired_status is TaskStatus.STOPPED and self.stop_hold(task)
         step = plan_task(task, td, observed, now, hold=hold)
         if step.task != task:
             self.store.update_task(task_id, lambda _: step.task)
         if step.action is not None:
             self._spawn(task_id, self._act(step.task, td, step.action, observed))
+
+    def _follow_logs(
+        self, task: Task, td: TaskDefinition, observed: dict[str, ContainerObservation]
+    ) -> None:
+        """Start the awslogs reader of every started container that has none."""
+        if self.logs is None:
+            return
+        for name, obs in observed.items():
+            if name == PAUSE_CONTAINER or not obs.started or self.logs.following(obs.runtime_id):
+                continue
+            target = awslogs_target(td.container(name), task.task_id)
+            if target is not None:
+                self.logs.follow(obs.runtime_id, obs.docker_name, target)
+
+    def _prepare_logs(self, task: Task, td: TaskDefinition) -> str | None:
+        """Create the awslogs groups (awslogs-create-group) and streams as the driver does
+        when a container starts; ECS's stopped reason when a group is missing."""
+        if self.logs is None:
+            return None
+        now_ms = int(self.clock.now() * 1000)
+        for container in td.containers:
+            target = awslogs_target(container, task.task_id)
+            if target is None:
+                continue
+            if not target.group:
+                return MISSING_GROUP_OPTION
+            if target.create_group:
+                self.logs.store.ensure_group(target.group, now_ms)
+            try:
+                self.logs.store.ensure_stream(target.group, target.stream, now_ms)
+            except NoSuchGroup:
+                return CREATE_STREAM_FAILED
+        return None
+
+    async def _platform_refused(self, td: TaskDefinition) -> str | None:
+        """ECS's reason when the task's runtimePlatform is one this engine cannot run (as
+        Fargate cannot pull an image for a platform it does not have)."""
+        platform = td.document.get("runtimePlatform") or {}
+        family = str(platform.get("operatingSystemFamily") or "LINUX")
+        arch = platform.get("cpuArchitecture")
+        wanted = None
+        if family != "LINUX":
+            wanted = "windows/amd64"
+        elif arch and arch != await self.runtime.cpu_architecture():
+            wanted = "linux/arm64" if arch == "ARM64" else "linux/amd64"
+        if wanted is None:
+            return None
+        image = td.containers[0]["image"]
+        return (
+            f"CannotPullContainerError: pull image manifest has been retried 1 time(s): "
+            f"image Manifest does not contain descriptor matching platform '{wanted}' "
+            f"(the Docker engine of miniecs runs {await self.runtime.cpu_architecture()}): "
+            f"{image}"
+        )
+
+    def _resolve_secrets(self, td: TaskDefinition) -> dict[str, dict[str, str]]:
+        """Each container's `secrets` as environment variables; raises SecretsUnavailable."""
+        out: dict[str, dict[str, str]] = {}
+        for container in td.containers:
+            if not container.get("secrets"):
+                continue
+            if self.secrets is None:
+                raise SecretsUnavailable("ResourceInitializationError: no secret store")
+            out[container["name"]] = resolve(container["secrets"], self.secrets)
+        return out
+
+    def _note_on_service(self, task: Task, message: str) -> None:
+        """A service event about one of its tasks (what ECS shows for a task's warnings)."""
+        log.warning("task %s: %s", task.task_id, message)
+        if task.service is None:
+            return
+        text = f"(service {task.service}) (task {task.task_id}) {message}."
+        now = self.clock.now()
+        self.store.update_service_state(
+            task.cluster, task.service, lambda s: add_event(s, text, now)
+        )
 
     def _task_definition(self, task: Task) -> TaskDefinition:
         family, _, revision = task.task_definition_arn.rpartition("/")[2].rpartition(":")
@@ -207,15 +305,48 @@ class TaskController:
                 # Registered while the operator allowed it; not allowed any more.
                 self._fail(task.task_id, StopCode.TASK_FAILED_TO_START, exc.message, exc.message)
                 return
+        refused = await self._platform_refused(td)
+        if refused is not None:
+            self._fail(task.task_id, StopCode.TASK_FAILED_TO_START, refused, refused)
+            return
+        try:
+            secret_env = self._resolve_secrets(td)
+        except SecretsUnavailable as exc:
+            self._fail(task.task_id, StopCode.TASK_FAILED_TO_START, exc.reason, exc.reason)
+            return
+        refused = self._prepare_logs(task, td)
+        if refused is not None:
+            self._fail(task.task_id, StopCode.TASK_FAILED_TO_START, refused, refused)
+            return
         network = await self.runtime.ensure_network(task.cluster)
+        host_ulimits = None
+        if any(c.get("ulimits") for c in td.containers):
+            host_ulimits = await self.runtime.host_ulimits()
+            for c in td.containers:
+                for note in clamp_ulimits(c.get("ulimits") or [], host_ulimits)[1]:
+                    self._note_on_service(task, f"container {c['name']}: {note}")
         ctx = SpecContext(
             instance=self.instance,
             network=network,
             host_cpus=self.host_cpus,
             clock_speed=self.clock.speed,
             pids_limit=self.settings.pids_limit,
+            host_ulimits=host_ulimits,
         )
-        specs = container_specs(task, td, ctx)
+        specs = container_specs(task, td, ctx, secret_env)
+        for volume in task_volumes(task, td).values():
+            if not volume.startswith("/"):
+                await self.runtime.ensure_volume(
+                    volume,
+                    {
+                        LABEL_MANAGED: "true",
+                        **(
+                            {LABEL_TASK: task.task_id}
+                            if volume.startswith(f"miniecs-{task.task_id}-")
+                            else {}
+                        ),
+                    },
+                )
         try:
             for image in dict.fromkeys(s.image for s in specs):
                 await self.runtime.ensure_image(image, self.settings.pull_timeout)
@@ -273,8 +404,22 @@ class TaskController:
             return dataclasses.replace(t, containers=tuple(containers))
 
         self.store.update_task(task.task_id, record_exits)
-        for name in observed:
+        if self.logs is not None:
+            shipper = self.logs
+            # the readers store the last lines of the stopped containers before removal
+            await asyncio.gather(
+                *(
+                    asyncio.to_thread(shipper.finish, obs.runtime_id, LOG_DRAIN_SECONDS)
+                    for obs in observed.values()
+                )
+            )
+        for name, obs in observed.items():
             await self.runtime.remove_container(docker_name(task.task_id, name))
+            if self.logs is not None:
+                self.logs.forget(obs.runtime_id)
+        for volume in task_volumes(task, td).values():
+            if volume.startswith(f"miniecs-{task.task_id}-"):  # Fargate task storage
+                await self.runtime.remove_volume(volume)
 
     async def _remove_strays(self, containers: list[ContainerObservation]) -> None:
         for obs in containers:

@@ -40,6 +40,33 @@ class SpecContext:
     host_cpus: int
     clock_speed: float = 1.0
     pids_limit: int = 4096
+    host_ulimits: dict[str, int] | None = None
+    """Hard limits a container of this engine may have, by Docker ulimit name (None: unknown).
+    Docker cannot raise a limit above its own: a task's ulimits are clamped to these."""
+
+
+FARGATE_NOFILE_DEFAULT = 65535
+"""Fargate's default `nofile` soft and hard limit."""
+
+
+def clamp_ulimits(
+    ulimits: list[dict[str, Any]], host: dict[str, int] | None
+) -> tuple[list[tuple[str, int, int]], list[str]]:
+    """A container's ulimits as (name, soft, hard) within the host's hard limits, and a note
+    for each one that had to be lowered."""
+    out: list[tuple[str, int, int]] = []
+    notes: list[str] = []
+    for u in ulimits:
+        name, soft, hard = u["name"], int(u["softLimit"]), int(u["hardLimit"])
+        cap = (host or {}).get(name)
+        if cap is not None and cap >= 0 and hard > cap:
+            notes.append(
+                f"ulimit {name} {soft}:{hard} clamped to {min(soft, cap)}:{cap}, the most the "
+                "Docker host allows"
+            )
+            soft, hard = min(soft, cap), cap
+        out.append((name, soft, hard))
+    return out, notes
 
 
 def docker_name(task_id: str, container_name: str) -> str:
@@ -70,6 +97,28 @@ def effective_container(task: Task, container: dict[str, Any]) -> dict[str, Any]
     return out
 
 
+def volume_name(task_id: str, volume: dict[str, Any]) -> str:
+    """The Docker volume (or host path) behind a task definition volume.
+
+    Fargate task storage (a volume with no configuration) is a volume of the task, shared by
+    its containers and removed with it. An EFS volume is a local named volume per file system
+    and root directory, shared by every task that mounts it (it persists, as EFS does). A host
+    `sourcePath` (only with --allow-host-mounts) is bind-mounted."""
+    efs = volume.get("efsVolumeConfiguration")
+    if efs:
+        root = str(efs.get("rootDirectory") or "/").strip("/").replace("/", "_")
+        return f"miniecs-efs-{efs.get('fileSystemId')}" + (f"-{root}" if root else "")
+    source = (volume.get("host") or {}).get("sourcePath")
+    if source:
+        return str(source)
+    return f"miniecs-{task_id}-{volume['name']}"
+
+
+def task_volumes(task: Task, td: TaskDefinition) -> dict[str, str]:
+    """Task definition volume name to Docker volume name (or host path)."""
+    return {v["name"]: volume_name(task.task_id, v) for v in td.document.get("volumes") or []}
+
+
 def task_size(task: Task, td: TaskDefinition) -> tuple[int | None, int | None]:
     """Task CPU units and memory MiB, after taskOverride-style overrides."""
     cpu = task.overrides.get("cpu") or td.document.get("cpu")
@@ -95,9 +144,14 @@ def _labels(ctx: SpecContext, task: Task, name: str) -> dict[str, str]:
     }
 
 
+MIN_NANO_CPUS = 10_000_000
+"""Docker's smallest CPU quota (0.01 CPU, a 1 ms CFS quota); the kernel refuses less."""
+
+
 def _nano_cpus(cpu_units: int, host_cpus: int) -> int:
-    """Task CPU units as NanoCpus, clamped to the host: Docker refuses more than it has."""
-    return min(cpu_units * 1_000_000_000 // 1024, host_cpus * 1_000_000_000)
+    """CPU units as NanoCpus, clamped to the host (Docker refuses more than it has) and to
+    Docker's minimum (a container `cpu` of 10 units would be a quota the kernel refuses)."""
+    return max(MIN_NANO_CPUS, min(cpu_units * 1_000_000_000 // 1024, host_cpus * 1_000_000_000))
 
 
 def _health(container: dict[str, Any], speed: float) -> HealthCheckSpec | None:
@@ -135,8 +189,14 @@ def _memory_split(
     return out
 
 
-def container_specs(task: Task, td: TaskDefinition, ctx: SpecContext) -> list[ContainerSpec]:
-    """Specs in creation order: the pause container (if any) first, then the task's containers."""
+def container_specs(
+    task: Task,
+    td: TaskDefinition,
+    ctx: SpecContext,
+    secret_env: dict[str, dict[str, str]] | None = None,
+) -> list[ContainerSpec]:
+    """Specs in creation order: the pause container (if any) first, then the task's containers.
+    `secret_env`: each container's resolved `secrets`, by container name."""
     containers = [effective_container(task, c) for c in td.containers]
     cpu, memory = task_size(task, td)
     multi = len(containers) > 1
@@ -171,9 +231,11 @@ def container_specs(task: Task, td: TaskDefinition, ctx: SpecContext) -> list[Co
     }
     if multi and network_sysctls:
         specs[0] = dataclasses.replace(specs[0], sysctls=network_sysctls)
+    volumes = task_volumes(task, td)
     for c in containers:
         name = c["name"]
         env = {e["name"]: str(e.get("value", "")) for e in c.get("environment") or []}
+        env.update((secret_env or {}).get(name, {}))
         env.update(
             {
                 "MINIECS_TASK_ARN": task.arn,
@@ -222,10 +284,7 @@ def container_specs(task: Task, td: TaskDefinition, ctx: SpecContext) -> list[Co
                 privileged=bool(c.get("privileged")),
                 cap_add=list(caps.get("add") or []),
                 cap_drop=list(caps.get("drop") or []),
-                ulimits=[
-                    (u["name"], int(u["softLimit"]), int(u["hardLimit"]))
-                    for u in c.get("ulimits") or []
-                ],
+                ulimits=clamp_ulimits(c.get("ulimits") or [], ctx.host_ulimits)[0],
                 docker_labels=dict(c.get("dockerLabels") or {}),
                 sysctls={
                     **{
@@ -235,6 +294,18 @@ def container_specs(task: Task, td: TaskDefinition, ctx: SpecContext) -> list[Co
                     },
                     **({} if multi else network_sysctls),
                 },
+                mounts=[
+                    (volumes[m["sourceVolume"]], m["containerPath"], bool(m.get("readOnly")))
+                    for m in c.get("mountPoints") or []
+                    if m.get("sourceVolume") in volumes and m.get("containerPath")
+                ],
+                volumes_from=[
+                    docker_name(task.task_id, v["sourceContainer"])
+                    + (":ro" if v.get("readOnly") else "")
+                    for v in c.get("volumesFrom") or []
+                ],
+                tty=bool(c.get("pseudoTerminal")),
+                stdin_open=bool(c.get("interactive")),
             )
         )
     return specs

@@ -274,19 +274,6 @@ def container(**extra: Any) -> dict[str, Any]:
         (container(linuxParameters={"capabilities": {"add": ["NET_ADMIN"]}}),
          "capabilities.add"),
         (fargate(ipcMode="task"), "ipcMode"),
-        (
-            fargate(
-                volumes=[{"name": "data"}],
-                containerDefinitions=[
-                    {
-                        "name": "a",
-                        "image": "i",
-                        "mountPoints": [{"sourceVolume": "data", "containerPath": "/d"}],
-                    }
-                ],
-            ),
-            "mountPoints",
-        ),
         (fargate(networkMode="bridge"), "networkMode 'bridge'"),
     ],
 )  # fmt: skip

@@ -1,0 +1,1 @@
+"""Secrets Manager secrets and SSM parameters, and their resolution into task environments."""

@@ -1,0 +1,383 @@
+"""Secrets Manager secrets (with versions and staging labels) and SSM Parameter Store
+parameters (with versions) in SQLite, in their own file beside the control plane's state.
+
+Small surface, one method per action, one transaction per read-modify-write. Values are stored
+as given: this is a local emulator, not a vault (the README says so). Times are control-plane
+epoch seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS secrets (
+    name TEXT PRIMARY KEY, arn TEXT NOT NULL UNIQUE, description TEXT, kms_key TEXT,
+    created REAL NOT NULL, changed REAL NOT NULL, accessed REAL, deleted REAL, delete_at REAL);
+CREATE TABLE IF NOT EXISTS secret_versions (
+    name TEXT NOT NULL, version_id TEXT NOT NULL, stages TEXT NOT NULL, string TEXT,
+    binary BLOB, created REAL NOT NULL, PRIMARY KEY (name, version_id));
+CREATE TABLE IF NOT EXISTS secret_tags (
+    name TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (name, key));
+CREATE TABLE IF NOT EXISTS parameters (
+    name TEXT PRIMARY KEY, type TEXT NOT NULL, value TEXT NOT NULL, version INTEGER NOT NULL,
+    modified REAL NOT NULL, description TEXT, allowed_pattern TEXT, tier TEXT NOT NULL,
+    data_type TEXT NOT NULL, key_id TEXT);
+CREATE TABLE IF NOT EXISTS parameter_versions (
+    name TEXT NOT NULL, version INTEGER NOT NULL, type TEXT NOT NULL, value TEXT NOT NULL,
+    modified REAL NOT NULL, PRIMARY KEY (name, version));
+"""
+CURRENT, PREVIOUS = "AWSCURRENT", "AWSPREVIOUS"
+
+
+@dataclass(frozen=True, slots=True)
+class SecretVersion:
+    version_id: str
+    stages: tuple[str, ...]
+    string: str | None
+    binary: bytes | None
+    created: float
+
+
+@dataclass(frozen=True, slots=True)
+class Secret:
+    name: str
+    arn: str
+    description: str | None
+    kms_key: str | None
+    created: float
+    changed: float
+    accessed: float | None
+    deleted: float | None
+    delete_at: float | None
+    tags: dict[str, str] = field(default_factory=dict)
+    versions: tuple[SecretVersion, ...] = ()
+
+    def version(self, version_id: str | None, stage: str | None) -> SecretVersion | None:
+        for v in self.versions:
+            if (version_id is None or v.version_id == version_id) and (
+                stage is None or stage in v.stages
+            ):
+                return v
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Parameter:
+    name: str
+    type: str
+    value: str
+    version: int
+    modified: float
+    description: str | None
+    allowed_pattern: str | None
+    tier: str
+    data_type: str
+    key_id: str | None
+
+
+class Exists(Exception):
+    pass
+
+
+class Missing(LookupError):
+    pass
+
+
+class SecretStore:
+    """Thread-safe; `path=None` keeps everything in memory."""
+
+    def __init__(self, path: Path | str | None = None) -> None:
+        self._db = sqlite3.connect(
+            ":memory:" if path is None else str(path), check_same_thread=False
+        )
+        self._lock = threading.Lock()
+        with self._lock, self._db:
+            if path is not None:
+                self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # secrets
+
+    def create_secret(
+        self,
+        name: str,
+        arn: str,
+        now: float,
+        description: str | None,
+        kms_key: str | None,
+        tags: dict[str, str],
+        version: SecretVersion | None,
+    ) -> None:
+        """Raises Exists when the name is taken (also by a secret scheduled for deletion)."""
+        with self._lock, self._db:
+            try:
+                self._db.execute(
+                    "INSERT INTO secrets VALUES (?, ?, ?, ?, ?, ?, NULL, NULL, NULL)",
+                    (name, arn, description, kms_key, now, now),
+                )
+            except sqlite3.IntegrityError:
+                raise Exists(name) from None
+            self._db.executemany(
+                "INSERT INTO secret_tags VALUES (?, ?, ?)", [(name, k, v) for k, v in tags.items()]
+            )
+            if version is not None:
+                self._put_version_locked(name, version, now)
+
+    def _put_version_locked(self, name: str, version: SecretVersion, now: float) -> None:
+        """Add a version; labels it carries move to it from older versions, and the version
+        losing AWSCURRENT gets AWSPREVIOUS."""
+        rows = self._db.execute(
+            "SELECT version_id, stages FROM secret_versions WHERE name = ?", (name,)
+        ).fetchall()
+        for vid, stages_text in rows:
+            stages = [s for s in json.loads(stages_text) if s not in version.stages]
+            had_current = CURRENT in json.loads(stages_text)
+            if CURRENT in version.stages:
+                stages = [s for s in stages if s != PREVIOUS]
+                if had_current:
+                    stages.append(PREVIOUS)
+            self._db.execute(
+                "UPDATE secret_versions SET stages = ? WHERE name = ? AND version_id = ?",
+                (json.dumps(stages), name, vid),
+            )
+        self._db.execute(
+            "INSERT INTO secret_versions VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                name,
+                version.version_id,
+                json.dumps(list(version.stages)),
+                version.string,
+                version.binary,
+                version.created,
+            ),
+        )
+        # versions without a label are deprecated; keep at most 100 of them (AWS's quota)
+        self._db.execute(
+            """DELETE FROM secret_versions WHERE name = ? AND stages = '[]' AND version_id NOT IN
+               (SELECT version_id FROM secret_versions WHERE name = ? AND stages = '[]'
+                ORDER BY created DESC LIMIT 100)""",
+            (name, name),
+        )
+        self._db.execute("UPDATE secrets SET changed = ? WHERE name = ?", (now, name))
+
+    def put_version(self, name: str, version: SecretVersion, now: float) -> None:
+        """Raises Missing for an unknown secret, Exists for a version id already used."""
+        with self._lock, self._db:
+            if self._db.execute("SELECT 1 FROM secrets WHERE name = ?", (name,)).fetchone() is None:
+                raise Missing(name)
+            if self._db.execute(
+                "SELECT 1 FROM secret_versions WHERE name = ? AND version_id = ?",
+                (name, version.version_id),
+            ).fetchone():
+                raise Exists(version.version_id)
+            self._put_version_locked(name, version, now)
+
+    def update_secret(
+        self, name: str, now: float, description: str | None, kms_key: str | None
+    ) -> None:
+        with self._lock, self._db:
+            cur = self._db.execute(
+                """UPDATE secrets SET description = coalesce(?, description),
+                   kms_key = coalesce(?, kms_key), changed = ? WHERE name = ?""",
+                (description, kms_key, now, name),
+            )
+            if cur.rowcount == 0:
+                raise Missing(name)
+
+    def secret(self, name_or_arn: str) -> Secret | None:
+        """By name, full ARN, or ARN without the random suffix."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT * FROM secrets WHERE name = ? OR arn = ?", (name_or_arn, name_or_arn)
+            ).fetchone()
+            if row is None and name_or_arn.startswith("arn:"):
+                row = self._db.execute(
+                    "SELECT * FROM secrets WHERE substr(arn, 1, length(arn) - 7) = ?",
+                    (name_or_arn,),
+                ).fetchone()
+            if row is None:
+                return None
+            return self._secret_locked(row)
+
+    def _secret_locked(self, row: tuple[object, ...]) -> Secret:
+        name = str(row[0])
+        tags = dict(
+            self._db.execute(
+                "SELECT key, value FROM secret_tags WHERE name = ? ORDER BY key", (name,)
+            ).fetchall()
+        )
+        versions = tuple(
+            SecretVersion(vid, tuple(json.loads(stages)), string, binary, created)
+            for vid, stages, string, binary, created in self._db.execute(
+                """SELECT version_id, stages, string, binary, created FROM secret_versions
+                   WHERE name = ? ORDER BY created DESC""",
+                (name,),
+            ).fetchall()
+        )
+        return Secret(
+            str(row[0]),
+            str(row[1]),
+            row[2],  # type: ignore[arg-type]
+            row[3],  # type: ignore[arg-type]
+            float(row[4]),  # type: ignore[arg-type]
+            float(row[5]),  # type: ignore[arg-type]
+            row[6],  # type: ignore[arg-type]
+            row[7],  # type: ignore[arg-type]
+            row[8],  # type: ignore[arg-type]
+            tags=tags,
+            versions=versions,
+        )
+
+    def secrets(self) -> list[Secret]:
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM secrets ORDER BY created").fetchall()
+            return [self._secret_locked(r) for r in rows]
+
+    def touch_secret(self, name: str, now: float) -> None:
+        """Record an access (LastAccessedDate is a date: the day, as AWS keeps it)."""
+        with self._lock, self._db:
+            self._db.execute(
+                "UPDATE secrets SET accessed = ? WHERE name = ?", (now // 86400 * 86400, name)
+            )
+
+    def schedule_deletion(self, name: str, now: float, delete_at: float | None) -> None:
+        """Mark for deletion at `delete_at`, or delete now when it is None."""
+        with self._lock, self._db:
+            if delete_at is None:
+                for table in ("secret_versions", "secret_tags", "secrets"):
+                    self._db.execute(f"DELETE FROM {table} WHERE name = ?", (name,))
+            else:
+                self._db.execute(
+                    "UPDATE secrets SET deleted = ?, delete_at = ? WHERE name = ?",
+                    (now, delete_at, name),
+                )
+
+    def restore(self, name: str) -> None:
+        with self._lock, self._db:
+            self._db.execute(
+                "UPDATE secrets SET deleted = NULL, delete_at = NULL WHERE name = ?", (name,)
+            )
+
+    def purge(self, now: float) -> int:
+        """Delete the secrets whose recovery window has passed."""
+        with self._lock, self._db:
+            names = [
+                n
+                for (n,) in self._db.execute(
+                    "SELECT name FROM secrets WHERE delete_at IS NOT NULL AND delete_at <= ?",
+                    (now,),
+                )
+            ]
+            for name in names:
+                for table in ("secret_versions", "secret_tags", "secrets"):
+                    self._db.execute(f"DELETE FROM {table} WHERE name = ?", (name,))
+        return len(names)
+
+    def tag_secret(self, name: str, tags: dict[str, str]) -> None:
+        with self._lock, self._db:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO secret_tags VALUES (?, ?, ?)",
+                [(name, k, v) for k, v in tags.items()],
+            )
+
+    def untag_secret(self, name: str, keys: Iterable[str]) -> None:
+        with self._lock, self._db:
+            self._db.executemany(
+                "DELETE FROM secret_tags WHERE name = ? AND key = ?", [(name, k) for k in keys]
+            )
+
+    # parameters
+
+    def put_parameter(
+        self,
+        name: str,
+        type_: str,
+        value: str,
+        now: float,
+        overwrite: bool,
+        description: str | None,
+        allowed_pattern: str | None,
+        tier: str,
+        data_type: str,
+        key_id: str | None,
+    ) -> int:
+        """Store a new version; returns its number. Raises Exists unless `overwrite`."""
+        with self._lock, self._db:
+            row = self._db.execute(
+                "SELECT version, description, allowed_pattern FROM parameters WHERE name = ?",
+                (name,),
+            ).fetchone()
+            if row is not None and not overwrite:
+                raise Exists(name)
+            version = 1 if row is None else int(row[0]) + 1
+            if row is not None:
+                description = description if description is not None else row[1]
+                allowed_pattern = allowed_pattern if allowed_pattern is not None else row[2]
+            self._db.execute(
+                "INSERT OR REPLACE INTO parameters VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    name,
+                    type_,
+                    value,
+                    version,
+                    now,
+                    description,
+                    allowed_pattern,
+                    tier,
+                    data_type,
+                    key_id,
+                ),
+            )
+            self._db.execute(
+                "INSERT OR REPLACE INTO parameter_versions VALUES (?, ?, ?, ?, ?)",
+                (name, version, type_, value, now),
+            )
+            return version
+
+    def parameter(self, name: str, version: int | None = None) -> Parameter | None:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM parameters WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                return None
+            param = Parameter(*row)
+            if version is None or version == param.version:
+                return param
+            old = self._db.execute(
+                """SELECT type, value, modified FROM parameter_versions
+                   WHERE name = ? AND version = ?""",
+                (name, version),
+            ).fetchone()
+        if old is None:
+            return None
+        return Parameter(
+            name,
+            old[0],
+            old[1],
+            version,
+            old[2],
+            param.description,
+            param.allowed_pattern,
+            param.tier,
+            param.data_type,
+            param.key_id,
+        )
+
+    def parameters(self) -> list[Parameter]:
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM parameters ORDER BY name").fetchall()
+        return [Parameter(*r) for r in rows]
+
+    def delete_parameter(self, name: str) -> bool:
+        with self._lock, self._db:
+            self._db.execute("DELETE FROM parameter_versions WHERE name = ?", (name,))
+            return self._db.execute("DELETE FROM parameters WHERE name = ?", (name,)).rowcount == 1
