@@ -34,6 +34,8 @@ from miniecs.aws.protocols import JsonService, RpcV2CborService
 from miniecs.aws.query import QueryService
 from miniecs.clock import Clock, SystemClock
 from miniecs.config import Settings
+from miniecs.console import Console
+from miniecs.console.web import router as console_router
 from miniecs.metrics.publish import Publisher
 from miniecs.metrics.sampler import Sampler
 from miniecs.metrics.store import MetricStore
@@ -171,6 +173,15 @@ class Engine:
                 validation_code="InvalidParameterValue",
             )
         )
+        assert self.clock is not None
+        self.console = Console(
+            self.services,
+            self.clock,
+            self.usage_view,
+            self.scaling_history,
+            target_requests=self.alb.target_requests,
+        )
+        """The web console at `/` (its views call the services above in-process)."""
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -244,6 +255,7 @@ class Engine:
                     self._allowed_hosts(),
                     usage=self.usage_view,
                     scaling=self.scaling_history,
+                    console=console_router(self.console),
                 ),
                 host=self.settings.server.host,
                 port=self.settings.server.port,
@@ -270,6 +282,7 @@ class Engine:
             asyncio.create_task(self.sampler.run(), name="metrics-sampler"),
             asyncio.create_task(self.autoscaler.run(), name="autoscaler"),
             asyncio.create_task(self._persist_clock(), name="clock"),
+            asyncio.create_task(self.console.run(), name="console"),
         ]
         self.port = server.servers[0].sockets[0].getsockname()[1]
         self.ready.set()

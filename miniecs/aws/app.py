@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import cbor2
-from fastapi import FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 
 from miniecs.metrics.prometheus import CONTENT_TYPE as PROMETHEUS_CONTENT_TYPE
 from miniecs.metrics.prometheus import exposition
@@ -36,13 +36,15 @@ def create_app(
     allowed_hosts: frozenset[str] | None,
     usage: Callable[[], UsageView] | None = None,
     scaling: Callable[[str], list[dict[str, Any]] | None] | None = None,
+    console: APIRouter | None = None,
 ) -> FastAPI:
     """`allowed_hosts`: Host header names accepted (None: any). A loopback-bound endpoint
     accepts only loopback names, so a web page cannot reach it through DNS rebinding.
     `usage`: the live usage view behind `GET /_miniecs/usage` (JSON, read by `miniecs top`)
     and `GET /metrics` (Prometheus text format). `scaling`: the autoscaler's recent decisions
     for a ResourceId (None: no scalable target), behind `GET /_miniecs/scaling/<cluster>/<service>`
-    (read by `miniecs why`)."""
+    (read by `miniecs why`). `console`: the web console's routes (`GET /`, `/console/...`),
+    behind the same Host check."""
     by_prefix = {s.target_prefix: s for s in services if isinstance(s, JsonService)}
     by_version = {s.api_version: s for s in services if isinstance(s, QueryService)}
     app = FastAPI(title="miniecs", docs_url=None, redoc_url=None, openapi_url=None)
@@ -59,6 +61,9 @@ def create_app(
                 media_type="application/x-amz-json-1.1",
             )
         return await call_next(request)
+
+    if console is not None:
+        app.include_router(console)
 
     @app.get("/_miniecs/health")
     async def health() -> dict[str, object]:
