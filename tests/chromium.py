@@ -39,7 +39,9 @@ class Browser:
         if exe is None:
             raise BrowserError("no Chromium found (apt-get install chromium)")
         self.timeout = timeout
-        self._profile = tempfile.TemporaryDirectory(prefix="miniecs-chromium-")
+        self._profile = tempfile.TemporaryDirectory(
+            prefix="miniecs-chromium-", ignore_cleanup_errors=True
+        )
         to_chrome_r, self._to_chrome = os.pipe()
         self._from_chrome, from_chrome_w = os.pipe()
 
@@ -64,8 +66,8 @@ class Browser:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            preexec_fn=fds,  # noqa: PLW1509 (only dup2 before exec)
-            pass_fds=(to_chrome_r, from_chrome_w),
+            preexec_fn=fds,
+            pass_fds=(3, 4),  # kept open past close_fds (preexec_fn put the pipe there)
         )
         os.close(to_chrome_r)
         os.close(from_chrome_w)
@@ -171,7 +173,10 @@ class Page:
         """Poll `expression` until it is truthy; its value."""
         deadline = time.monotonic() + timeout
         while True:
-            value = self.eval(expression)
+            try:
+                value = self.eval(expression)
+            except BrowserError:  # e.g. the document is not there yet
+                value = None
             if value:
                 return value
             if time.monotonic() > deadline:

@@ -19,12 +19,13 @@
 
   // charts (SVG) ---------------------------------------------------------------------------
   const W = 520, H = 170, L = 34, R = 8, T = 8, B = 20;
-  function frame(x0, x1, yMax, yLabel) {
+  function frame(x0, x1, yMax, yLabel, steps) {
+    steps = steps || 4;
     const sx = (t) => L + ((t - x0) / (x1 - x0 || 1)) * (W - L - R);
     const sy = (v) => T + (1 - v / (yMax || 1)) * (H - T - B);
     let g = "";
-    for (let i = 0; i <= 4; i++) {
-      const v = (yMax * i) / 4, y = sy(v).toFixed(1);
+    for (let i = 0; i <= steps; i++) {
+      const v = (yMax * i) / steps, y = sy(v).toFixed(1);
       g += '<line x1="' + L + '" x2="' + (W - R) + '" y1="' + y + '" y2="' + y + '" stroke="#e9ecef"/>';
       g += '<text x="' + (L - 3) + '" y="' + (+y + 3) + '" text-anchor="end">' + Math.round(v) + "</text>";
     }
@@ -36,8 +37,9 @@
     g += '<text x="2" y="' + (T + 2) + '" transform="rotate(90 2 ' + (T + 2) + ')">' + esc(yLabel) + "</text>";
     return { sx, sy, g };
   }
-  const svg = (inner, label) =>
-    '<svg viewBox="0 0 ' + W + " " + H + '" role="img" aria-label="' + esc(label) + '">' + inner + "</svg>";
+  const svg = (inner, label, data) =>
+    '<svg viewBox="0 0 ' + W + " " + H + '" role="img" aria-label="' + esc(label) + '"' +
+    (data ? ' data-points="' + esc(JSON.stringify(data)) + '"' : "") + ">" + inner + "</svg>";
   const path = (pts, colour, extra) =>
     pts.length ? '<path fill="none" stroke="' + colour + '" ' + (extra || 'stroke-width="1.5"') + ' d="M' +
       pts.map((p) => p[0].toFixed(1) + "," + p[1].toFixed(1)).join("L") + '"/>' : "";
@@ -65,7 +67,7 @@
         g += '<line x1="' + L + '" x2="' + (W - R) + '" y1="' + y + '" y2="' + y + '" stroke="#c92a2a" stroke-dasharray="2 3"/>';
       }
     }
-    return svg(g, "CPU per task of " + key);
+    return svg(g, "CPU per task of " + key, svc.cpuAverage);
   }
 
   function countChart(svc, key, view) {
@@ -73,7 +75,7 @@
     const pts = state.points.filter((p) => p.t >= x0 && key in p.services);
     let top = 1;
     for (const p of pts) top = Math.max(top, p.services[key][0], p.services[key][1]);
-    const f = frame(x0, x1, top + 1, "tasks");
+    const f = frame(x0, x1, top + 1, "tasks", top + 1 > 8 ? 4 : top + 1);
     let g = f.g;
     const step = (i) => {
       const out = [];
@@ -111,7 +113,7 @@
       const y = (h - 2 - (a.threshold / max) * (h - 4)).toFixed(1);
       g += '<line x1="0" x2="' + w + '" y1="' + y + '" y2="' + y + '" stroke="#c92a2a" stroke-dasharray="3 2"/>';
     }
-    return '<svg viewBox="0 0 ' + w + " " + h + '" style="max-width:240px">' + g + "</svg>";
+    return '<svg class="alarm" viewBox="0 0 ' + w + " " + h + '">' + g + "</svg>";
   }
 
   // rendering --------------------------------------------------------------------------------
@@ -173,6 +175,8 @@
     let h = '<div class="card" data-service="' + esc(key) + '"><div class="row"><h3>' + esc(svc.serviceName) + "</h3>" +
       '<span class="counts">desired <b data-field="desiredCount">' + svc.desiredCount + '</b> running <b data-field="runningCount">' +
       svc.runningCount + '</b> pending <b data-field="pendingCount">' + svc.pendingCount + "</b></span>" +
+      '<span title="the newest AWS/ECS CPUUtilization datapoint (Average, 60 s)">service CPU <b data-field="cpuAverage">' +
+      pct(svc.cpuAverage.length ? svc.cpuAverage[svc.cpuAverage.length - 1][1] : null) + "</b></span>" +
       '<span class="meta">' + esc(svc.taskDefinition) + " · " + st(svc.status) + "</span>" +
       '<span><input type="number" min="0" max="1000" data-keep="desired-' + esc(key) + '" value="' + svc.desiredCount +
       '" aria-label="desired count"> <button type="button" data-act="set-desired-count" data-cluster="' + esc(cluster) +
