@@ -58,6 +58,7 @@ def _service_behind_lb(m: Miniecs, desired: int) -> tuple[str, int]:
         TargetType="ip",
         HealthCheckPath="/health",
         HealthCheckIntervalSeconds=5,
+        HealthCheckTimeoutSeconds=2,
         HealthyThresholdCount=2,
     )["TargetGroups"][0]
     port = free_port()
@@ -190,11 +191,15 @@ def test_console_shows_what_the_api_says_and_follows_a_scale_out(
         return bool(api) and _page_targets(page) == api
 
     wait_for(targets_agree, timeout=20, interval=0.5)
-    served = page.eval(
-        "[...document.querySelectorAll('[data-tg=console-tg] [data-field=requests]')]"
-        ".map(c => Number(c.textContent))"
-    )
-    assert sum(served) == 20, served
+    def served() -> int:
+        cells = page.eval(
+            "[...document.querySelectorAll('[data-tg=console-tg] [data-field=requests]')]"
+            ".map(c => Number(c.textContent))"
+        )
+        return int(sum(cells))
+
+    # the data plane's counters, as the controller last read them (it reads every pass)
+    assert wait_for(lambda: served() == 20, timeout=20, interval=0.5)
 
     # The service average drawn over the per-task lines is GetMetricData's AWS/ECS series.
     def metric_points() -> list[list[float]]:
@@ -251,7 +256,7 @@ def test_console_shows_what_the_api_says_and_follows_a_scale_out(
         f"(() => {{ const card = document.querySelector('[data-service=\"{CLUSTER}/{SERVICE}\"]');"
         " const input = card.querySelector('input[type=number]'); input.value = '1';"
         " input.dataset.dirty = '1';"
-        " card.querySelector('button[data-act=set-desired-count]').click(); }})()"
+        " card.querySelector('button[data-act=set-desired-count]').click(); })()"
     )
     wait_for(
         lambda: (
