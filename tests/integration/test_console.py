@@ -191,6 +191,7 @@ def test_console_shows_what_the_api_says_and_follows_a_scale_out(
         return bool(api) and _page_targets(page) == api
 
     wait_for(targets_agree, timeout=20, interval=0.5)
+
     def served() -> int:
         cells = page.eval(
             "[...document.querySelectorAll('[data-tg=console-tg] [data-field=requests]')]"
