@@ -141,7 +141,12 @@ def latency(page: chromium.Page, change: Any, shown: str, timeout: float = 10.0)
 
 
 def main(n: int = 50, seconds: float = 30.0) -> None:
-    images.build_all(docker.from_env())
+    engine = docker.from_env()
+    try:
+        engine.images.get(images.WORKLOAD_IMAGE)
+        engine.images.get(images.ALB_IMAGE)
+    except docker.errors.ImageNotFound:
+        images.build_all(engine)
     with tempfile.TemporaryDirectory(prefix="miniecs-console-bench-") as tmp:
         state = Path(tmp) / "state"
         store = Store(state / "miniecs.db")

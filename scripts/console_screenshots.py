@@ -15,6 +15,8 @@ from rich.console import Console
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from miniecs import demo as demo_module
+from miniecs import images
 from miniecs.demo import Demo
 from tests import chromium
 
@@ -22,7 +24,20 @@ PHASES = ("pinned", "alb", "replaced")
 """pinned: the hot task and the idle new ones; alb: the load spread; replaced: a new IP."""
 
 
+def _images_present() -> bool:
+    engine = demo_module.docker.from_env()
+    for name in (images.WORKLOAD_IMAGE, images.ALB_IMAGE):
+        try:
+            engine.images.get(name)
+        except demo_module.docker.errors.ImageNotFound:
+            return False
+    return True
+
+
 def main(out: Path) -> None:
+    if _images_present():
+        # Built already (`miniecs images build`): do not queue behind another build's lock.
+        demo_module.images.build_all = lambda *a, **k: None  # type: ignore[assignment]
     demo = Demo(Console(file=sys.stderr), clock_speed=12.0, load_seconds=None, report_dir=None)
     thread = threading.Thread(target=demo.run, name="demo", daemon=True)
     thread.start()
