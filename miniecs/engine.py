@@ -289,6 +289,7 @@ class Engine:
         log.info("miniecs listening on http://%s:%s", self.settings.server.host, self.port)
         await self._stop.wait()
         log.info("shutting down: closing the endpoint")
+        self.console.close()
         server.should_exit = True
         await serving
         log.info("shutting down: finishing in-flight task actions")

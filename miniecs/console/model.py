@@ -102,23 +102,34 @@ class Console:
         self.token = secrets.token_urlsafe(32)
         """Required (header X-Miniecs-Console-Token) by every action; delivered in the page."""
         self.history = History(int(WINDOW_SECONDS / interval) + 1)
-        self._subscribers: set[asyncio.Queue[str]] = set()
+        self._subscribers: set[asyncio.Queue[str | None]] = set()
         self.last_view: dict[str, Any] | None = None
+        self._closed = False
 
     # the stream ---------------------------------------------------------------------------
-    def subscribe(self) -> asyncio.Queue[str]:
-        queue: asyncio.Queue[str] = asyncio.Queue(maxsize=4)
-        self._subscribers.add(queue)
+    def subscribe(self) -> asyncio.Queue[str | None]:
+        """A queue of view messages; None in it means the server is stopping."""
+        queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=4)
+        if self._closed:
+            queue.put_nowait(None)
+        else:
+            self._subscribers.add(queue)
         return queue
 
-    def unsubscribe(self, queue: asyncio.Queue[str]) -> None:
+    def close(self) -> None:
+        """End every stream, so the server's graceful shutdown does not wait on open pages."""
+        self._closed = True
+        self._publish(None)
+        self._subscribers.clear()
+
+    def unsubscribe(self, queue: asyncio.Queue[str | None]) -> None:
         self._subscribers.discard(queue)
 
     @property
     def subscribers(self) -> int:
         return len(self._subscribers)
 
-    def _publish(self, message: str) -> None:
+    def _publish(self, message: str | None) -> None:
         for queue in list(self._subscribers):
             if queue.full():  # a slow reader skips a tick rather than growing the queue
                 with contextlib.suppress(asyncio.QueueEmpty):

@@ -132,6 +132,8 @@ def router(console: Console) -> APIRouter:
                     except TimeoutError:
                         yield b": keep-alive\n\n"
                         continue
+                    if message is None:
+                        return
                     yield f"event: view\ndata: {message}\n\n".encode()
             finally:
                 console.unsubscribe(queue)

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from tests import chromium
-from tests.conftest import Miniecs, free_port, wait_for
+from tests.conftest import Miniecs, free_port, remove_by_label, wait_for
 from tests.integration.test_tasks import WORKLOAD
 
 pytestmark = pytest.mark.integration
@@ -371,3 +371,22 @@ def test_another_site_cannot_act(miniecs: Miniecs, browser: chromium.Browser) ->
         ecs.describe_services(cluster=CLUSTER, services=[SERVICE])["services"][0]["desiredCount"]
         == 3
     )
+
+
+def test_an_open_console_does_not_hold_up_shutdown(tmp_path: Path, images: None) -> None:
+    """uvicorn waits for open responses on shutdown; the stream ends itself instead."""
+    from miniecs.config import ServerSettings, Settings
+    from miniecs.engine import Engine, EngineThread
+
+    engine = Engine(Settings(state_dir=tmp_path / "state", server=ServerSettings(port=0)))
+    thread = EngineThread(engine)
+    endpoint = thread.start()
+    try:
+        with httpx.stream("GET", endpoint + "/console/stream", timeout=10) as stream:
+            lines = stream.iter_lines()
+            assert next(lines) == "retry: 1000"
+            thread.stop(timeout=20)  # raises if the open stream holds the server up
+            rest = list(lines)  # the server ended the stream
+        assert "event: view" in rest
+    finally:
+        remove_by_label(f"miniecs.instance={engine.instance}")
