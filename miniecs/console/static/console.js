@@ -29,10 +29,12 @@
       g += '<line x1="' + L + '" x2="' + (W - R) + '" y1="' + y + '" y2="' + y + '" stroke="#e9ecef"/>';
       g += '<text x="' + (L - 3) + '" y="' + (+y + 3) + '" text-anchor="end">' + Math.round(v) + "</text>";
     }
-    const span = (x1 - x0) / 60;
-    for (let m = 0; m <= span; m += Math.max(1, Math.ceil(span / 6))) {
-      const x = sx(x1 - m * 60).toFixed(1);
-      g += '<text x="' + x + '" y="' + (H - 6) + '" text-anchor="middle">' + (m ? "-" + m + "m" : "now") + "</text>";
+    const span = x1 - x0;
+    const step = [10, 30, 60, 120, 300, 600, 1200, 1800, 3600].find((d) => span / d <= 6) || 7200;
+    for (let back = 0; back <= span; back += step) {
+      const x = sx(x1 - back).toFixed(1);
+      const label = back === 0 ? "now" : step < 60 ? "-" + back + "s" : "-" + back / 60 + "m";
+      g += '<text x="' + x + '" y="' + (H - 6) + '" text-anchor="middle">' + label + "</text>";
     }
     g += '<text x="2" y="' + (T + 2) + '" transform="rotate(90 2 ' + (T + 2) + ')">' + esc(yLabel) + "</text>";
     return { sx, sy, g };
@@ -44,12 +46,18 @@
     pts.length ? '<path fill="none" stroke="' + colour + '" ' + (extra || 'stroke-width="1.5"') + ' d="M' +
       pts.map((p) => p[0].toFixed(1) + "," + p[1].toFixed(1)).join("L") + '"/>' : "";
 
+  function start(view) {
+    const first = state.points.length ? state.points[0].t : view.now;
+    return Math.min(view.now - 60, Math.max(view.now - view.window, first));
+  }
+
   function cpuChart(svc, key, view) {
-    const x1 = view.now, x0 = x1 - view.window;
+    const x1 = view.now, x0 = start(view);
     const ids = svc.tasks.map((t) => t.taskId);
     let yMax = 100;
     for (const p of state.points) for (const id of ids) if (p.tasks[id] > yMax) yMax = p.tasks[id];
-    const f = frame(x0, x1, Math.ceil(yMax / 25) * 25, "CPU %");
+    const top = Math.ceil(yMax / 25) * 25;
+    const f = frame(x0, x1, top, "CPU %", top / 25 <= 6 ? top / 25 : Math.ceil(top / 50));
     let g = f.g;
     for (const id of ids) {
       const pts = state.points.filter((p) => p.t >= x0 && id in p.tasks).map((p) => [f.sx(p.t), f.sy(p.tasks[id])]);
@@ -71,7 +79,7 @@
   }
 
   function countChart(svc, key, view) {
-    const x1 = view.now, x0 = x1 - view.window;
+    const x1 = view.now, x0 = start(view);
     const pts = state.points.filter((p) => p.t >= x0 && key in p.services);
     let top = 1;
     for (const p of pts) top = Math.max(top, p.services[key][0], p.services[key][1]);
