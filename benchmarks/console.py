@@ -180,6 +180,11 @@ def main(n: int = 50, seconds: float = 30.0) -> None:
             print(f"{n} tasks running in {time.monotonic() - started:.0f} s; settling")
             time.sleep(10)
             idle = cpu_percent(server.pid, seconds)
+            builds = []
+            for _ in range(10):
+                t0 = time.monotonic()
+                size = len(httpx.get(endpoint + "/console/view", timeout=30).content)
+                builds.append(time.monotonic() - t0)
             with chromium.Browser() as browser:
                 page = browser.page(1280, 720)
                 page.goto(endpoint + "/")
@@ -233,6 +238,10 @@ def main(n: int = 50, seconds: float = 30.0) -> None:
                 with contextlib.suppress(docker.errors.APIError):
                     net.remove()
     print(f"page weight: {weight / 1024:.1f} KB over the wire in {page_requests} responses")
+    print(
+        f"one view at {n} tasks (GET /console/view): median {statistics.median(builds) * 1000:.0f}"
+        f" ms, {size / 1024:.1f} KB uncompressed"
+    )
     print(
         f"stream at {n} tasks: {streamed / 1024 / seconds:.1f} KB/s "
         f"({updates} updates received so far)"

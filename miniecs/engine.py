@@ -180,6 +180,7 @@ class Engine:
             self.usage_view,
             self.scaling_history,
             target_requests=self.alb.target_requests,
+            on_change=self.store.on_change,
         )
         """The web console at `/` (its views call the services above in-process)."""
         self._stop: asyncio.Event | None = None

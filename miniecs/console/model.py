@@ -21,7 +21,7 @@ from miniecs.aws.protocols import JsonService
 from miniecs.aws.query import QueryService
 from miniecs.clock import Clock
 from miniecs.console.calls import AwsCalls
-from miniecs.console.history import History, point
+from miniecs.console.history import History, Point, point
 from miniecs.errors import AwsError, InvalidParameterException
 from miniecs.metrics.loadbalancing import LoadBalancerCounters
 from miniecs.metrics.view import TaskView, UsageView
@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 
 WINDOW_SECONDS = 300.0
 """Real seconds of history the charts show."""
+MIN_GAP = 0.2
+"""Real seconds at least between two updates of the stream."""
 EVENTS_SHOWN = 10
 ACTIVITIES_SHOWN = 12
 
@@ -90,7 +92,10 @@ class Console:
         target_requests: Callable[[], dict[str, dict[str, int]]] = dict,
         logs: TaskLogs | None = None,
         interval: float = 1.0,
+        on_change: Callable[[Callable[[str], None]], None] | None = None,
     ) -> None:
+        """`on_change`: subscribes a listener to the ECS store's writes; a write wakes the
+        stream early (at most every `MIN_GAP` s), so a change reaches open pages at once."""
         self.calls = AwsCalls(services)
         self.clock = clock
         self.usage = usage
@@ -105,6 +110,7 @@ class Console:
         self._subscribers: set[asyncio.Queue[str | None]] = set()
         self.last_view: dict[str, Any] | None = None
         self._closed = False
+        self._on_change = on_change
 
     # the stream ---------------------------------------------------------------------------
     def subscribe(self) -> asyncio.Queue[str | None]:
@@ -141,19 +147,50 @@ class Console:
         usage = self.usage()
         p = point(usage)
         self.history.add(p)
+        await self._send(usage, p)
+
+    async def _send(self, usage: UsageView, p: Point | None = None) -> None:
+        """Build the view and send it to every open page (with the history point `p`)."""
         if not self._subscribers:
             return
         view = await self.view(usage)
-        view["point"] = p.to_json()
+        if p is not None:
+            view["point"] = p.to_json()
         self._publish(json.dumps(view, separators=(",", ":")))
 
     async def run(self) -> None:
+        """Tick every `interval` s (a fixed rate, whatever a tick costs); between ticks, a
+        write to the store sends open pages an update at once (no history point)."""
+        loop = asyncio.get_running_loop()
+        wake = asyncio.Event()
+
+        def changed(_kind: str) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nothing to wake
+                loop.call_soon_threadsafe(wake.set)
+
+        if self._on_change is not None:
+            self._on_change(changed)
+        due = loop.time()
         while True:
-            try:
-                await self.tick()
-            except Exception:
-                log.exception("console tick failed")
-            await asyncio.sleep(self.interval)
+            if loop.time() >= due:
+                wake.clear()
+                try:
+                    await self.tick()
+                except Exception:
+                    log.exception("console tick failed")
+                due = max(due + self.interval, loop.time())
+                await asyncio.sleep(MIN_GAP)
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), due - loop.time())
+            if wake.is_set():
+                wake.clear()
+                if self._subscribers and loop.time() < due:
+                    try:
+                        await self._send(self.usage())
+                    except Exception:
+                        log.exception("console update failed")
+                    await asyncio.sleep(MIN_GAP)
 
     # the view ------------------------------------------------------------------------------
     async def view(self, usage: UsageView | None = None) -> dict[str, Any]:
