@@ -302,7 +302,7 @@ def test_another_site_cannot_act(miniecs: Miniecs, browser: chromium.Browser) ->
         cluster=CLUSTER, serviceName=SERVICE, taskDefinition=WORKLOAD["family"], desiredCount=0
     )
     url = f"{miniecs.endpoint}/console/actions/set-desired-count"
-    body = json.dumps({"cluster": CLUSTER, "service": SERVICE, "desiredCount": 3})
+    body = json.dumps({"cluster": CLUSTER, "service": SERVICE, "desiredCount": 1})
     _OtherSite.page = (
         "<script>window.results = [];"
         f"fetch({json.dumps(url)}, {{method: 'POST', mode: 'no-cors', body: {json.dumps(body)}}})"
@@ -366,10 +366,16 @@ def test_another_site_cannot_act(miniecs: Miniecs, browser: chromium.Browser) ->
     )
     done = httpx.post(url, content=body, headers=ok)
     assert done.status_code == 200, done.text
-    assert done.json()["service"]["desiredCount"] == 3
-    assert (
-        ecs.describe_services(cluster=CLUSTER, services=[SERVICE])["services"][0]["desiredCount"]
-        == 3
+    assert done.json()["service"]["desiredCount"] == 1
+    # the task it starts runs before the server stops (no start in flight at teardown)
+    wait_for(
+        lambda: (
+            ecs.describe_services(cluster=CLUSTER, services=[SERVICE])["services"][0][
+                "runningCount"
+            ]
+            == 1
+        ),
+        timeout=60,
     )
 
 
