@@ -186,6 +186,13 @@ def demo(
     report_dir: Annotated[
         Path, typer.Option(help="Where the report (HTML, PNG charts, raw data) is written.")
     ] = Path("miniecs-report"),
+    port: Annotated[
+        int, typer.Option(help="Port of the endpoint and its web console (0: any free port).")
+    ] = 0,
+    console_hold: Annotated[
+        float,
+        typer.Option(help="Keep the web console live this many seconds after the last phase."),
+    ] = 0.0,
 ) -> None:
     """Reproduce the ECS study end to end: target tracking on CPU with a client pinned to one
     task (scale-out stops while that task stays hot), Container Insights, the load balancer
@@ -199,6 +206,8 @@ def demo(
             clock_speed=1.0 if aws_timing else clock_speed,
             load_seconds=load_seconds,
             report_dir=report_dir,
+            port=port,
+            console_hold=console_hold,
         )
     except DemoError as exc:
         console.print(f"[red]demo stopped:[/] {exc}")

@@ -111,8 +111,14 @@ class Demo:
         clock_speed: float,
         load_seconds: float | None,
         report_dir: Path | None = None,
+        port: int = 0,
+        console_hold: float = 0.0,
     ) -> None:
         self.console = console
+        self.port = port
+        """The endpoint's (and web console's) port; 0: any free one."""
+        self.console_hold = console_hold
+        """Seconds the control plane (and its web console) stays up after the last phase."""
         self.report_dir = report_dir
         self.clock_speed = clock_speed
         self.load_seconds = load_seconds
@@ -138,7 +144,7 @@ class Demo:
             settings = Settings(
                 state_dir=Path(tmp),
                 clock_speed=self.clock_speed,
-                server=ServerSettings(port=0),
+                server=ServerSettings(port=self.port),
             )
             engine = Engine(settings)
             self.engine = engine
@@ -150,6 +156,7 @@ class Demo:
                     f"control plane: {endpoint} (clock x{self.clock_speed:g}, "
                     f"instance {self.instance})"
                 )
+                self.console.print(f"[bold]live web console: {endpoint}/[/] (open it in a browser)")
                 self.endpoint = endpoint
                 self.ecs = self.client("ecs")
                 self.scaling = self.client("application-autoscaling")
@@ -742,9 +749,20 @@ class Demo:
             for a in self.recorder.data.activities:
                 self.console.print(f"  {a.description} Cause: {a.cause}")
             self.console.print(self.summary())
+            self.hold_console()
         if self.report_dir is not None:
             page = self.recorder.render(self.report_dir)
             self.console.print(f"report: {page} (charts and raw data beside it)")
+
+    def hold_console(self) -> None:
+        """Keep the control plane, and so the web console, up `console_hold` seconds more."""
+        if self.console_hold <= 0:
+            return
+        self.console.print(
+            f"web console stays live at {self.endpoint}/ for {self.console_hold:g} s "
+            "(Ctrl-C ends it; everything is removed then)"
+        )
+        time.sleep(self.console_hold)
 
 
 def _errors(report: dict[str, Any]) -> int:
@@ -771,13 +789,17 @@ def run_demo(
     clock_speed: float = 12.0,
     load_seconds: float | None = None,
     report_dir: Path | None = None,
+    port: int = 0,
+    console_hold: float = 0.0,
 ) -> None:
-    """Run the demo; with `report_dir`, write the report (HTML, charts, raw data) there."""
+    """Run the demo; with `report_dir`, write the report (HTML, charts, raw data) there.
+    `port`: the endpoint's and web console's port (0: a free one); `console_hold`: seconds the
+    console stays live after the last phase."""
     try:
         docker.from_env().ping()
     except Exception as exc:
         raise DemoError(f"no Docker engine answers ({exc}); start Docker and try again") from None
     try:
-        Demo(console, clock_speed, load_seconds, report_dir).run()
+        Demo(console, clock_speed, load_seconds, report_dir, port, console_hold).run()
     except ClientError as exc:
         raise DemoError(f"the control plane refused a call: {exc}") from None

@@ -36,6 +36,8 @@ from miniecs.aws.secretsmanager import SecretsManagerApi
 from miniecs.aws.ssm import SsmApi
 from miniecs.clock import Clock, SystemClock
 from miniecs.config import Settings
+from miniecs.console import Console
+from miniecs.console.web import router as console_router
 from miniecs.logs.awslogs import LogShipper
 from miniecs.logs.store import LogStore
 from miniecs.metrics.publish import Publisher
@@ -232,6 +234,16 @@ class Engine:
             ("ssm", SsmApi(self.secrets, clock.now, region)),
         ):
             self.services.append(JsonService(name, handlers, strict=self.strict_responses))
+        assert self.clock is not None
+        self.console = Console(
+            self.services,
+            self.clock,
+            self.usage_view,
+            self.scaling_history,
+            target_requests=self.alb.target_requests,
+            on_change=self.store.on_change,
+        )
+        """The web console at `/` (its views call the services above in-process)."""
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -348,6 +360,7 @@ class Engine:
                     self._allowed_hosts(),
                     usage=self.usage_view,
                     scaling=self.scaling_history,
+                    console=console_router(self.console),
                 ),
                 host=self.settings.server.host,
                 port=self.settings.server.port,
@@ -380,6 +393,7 @@ class Engine:
                     ("clock", self._persist_clock),
                     ("state-log", self._log_state_changes),
                     ("logs-retention", self._prune_logs),
+                    ("console", self.console.run),
                 )
             ]
             self.shipper.start()
@@ -395,6 +409,7 @@ class Engine:
             )
             await self._stop.wait()
             log.info("shutting down: closing the endpoint")
+            self.console.close()
             server.should_exit = True
             await serving
             log.info("shutting down: finishing in-flight task actions")

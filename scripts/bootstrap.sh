@@ -25,6 +25,17 @@ if ! command -v debootstrap >/dev/null 2>&1 && ! docker image inspect miniecs/ba
   fi
 fi
 
+# Headless Chromium (Debian's package) runs the web console's browser tests; they skip without it.
+if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "installing chromium (headless, for the web console's browser tests)"
+    { apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+      || echo "could not install chromium: the console's browser tests will be skipped" >&2
+  else
+    echo "chromium not found (sudo apt-get install chromium): the console's browser tests will be skipped" >&2
+  fi
+fi
+
 if [ ! -x .venv/bin/python ]; then
   say "creating .venv"
   python3 -m venv .venv

@@ -308,6 +308,16 @@ class AlbController:
             )
         return out
 
+    def target_requests(self) -> dict[str, dict[str, int]]:
+        """Target group ARN → `ip:port` → requests its data plane sent to that target (cumulative
+        since the container started, as read at the last pass; the console's requests per task)."""
+        out: dict[str, dict[str, int]] = {}
+        for counters in self._counters.values():
+            for tg_arn, tg in counters.items():
+                if tg_arn != "load_balancer" and isinstance(tg, dict):
+                    out[tg_arn] = {k: int(v) for k, v in (tg.get("per_target") or {}).items()}
+        return out
+
     def load_balancer_state(self, lb_arn: str) -> tuple[str, str | None]:
         """(Code, Reason): `active` once its data-plane container runs, `provisioning` before,
         `failed` with the engine's reason while the container cannot be run."""

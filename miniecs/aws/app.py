@@ -19,7 +19,7 @@ import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 
 from miniecs.errors import AwsError
 from miniecs.metrics.prometheus import CONTENT_TYPE as PROMETHEUS_CONTENT_TYPE
@@ -87,6 +87,7 @@ def create_app(
     allowed_hosts: frozenset[str] | None,
     usage: Callable[[], UsageView] | None = None,
     scaling: Callable[[str], list[dict[str, Any]] | None] | None = None,
+    console: APIRouter | None = None,
 ) -> FastAPI:
     """`services`: the emulated services, routed by their own metadata (an AWS JSON service by
     its target prefix, a query service by its API version). `allowed_hosts`: Host header names
@@ -95,7 +96,8 @@ def create_app(
     behind `GET /_miniecs/usage` (JSON, read by `miniecs top`) and `GET /metrics` (Prometheus
     text format). `scaling`: the autoscaler's recent decisions for a ResourceId (None: no
     scalable target), behind `GET /_miniecs/scaling/<cluster>/<service>` (read by `miniecs
-    why`)."""
+    why`). `console`: the web console's routes (`GET /`, `/console/...`), behind the same Host
+    and cross-site checks."""
     by_prefix = {s.target_prefix: s for s in services if isinstance(s, JsonService)}
     by_version = {s.api_version: s for s in services if isinstance(s, QueryService)}
     emulated = sorted({s.model.service_name for s in services})
@@ -116,6 +118,9 @@ def create_app(
         if reason is not None:
             return _forbidden(f"Cross-site request refused: {reason}")
         return await call_next(request)
+
+    if console is not None:
+        app.include_router(console)
 
     @app.get("/_miniecs/health")
     async def health() -> dict[str, object]:
