@@ -27,8 +27,11 @@ from miniecs.aws.autoscaling import AutoScalingApi
 from miniecs.aws.cloudwatch import CloudWatchApi
 from miniecs.aws.ecs import EcsApi
 from miniecs.aws.elbv2 import Elbv2Api
+from miniecs.aws.logs import LogsApi
 from miniecs.aws.protocols import JsonService, RpcV2CborService, _snake, service_model
 from miniecs.aws.query import QueryService
+from miniecs.aws.secretsmanager import SecretsManagerApi
+from miniecs.aws.ssm import SsmApi
 from miniecs.config import ServerSettings, Settings
 from miniecs.engine import Engine, EngineThread
 from miniecs.runtime.fake import FakeRuntime
@@ -45,6 +48,9 @@ HANDLERS = {
     "application-autoscaling": AutoScalingApi,
     "cloudwatch": CloudWatchApi,
     "elbv2": Elbv2Api,
+    "logs": LogsApi,
+    "secretsmanager": SecretsManagerApi,
+    "ssm": SsmApi,
 }
 PROTOCOLS = [
     ("json", "ecs"),
@@ -52,6 +58,9 @@ PROTOCOLS = [
     ("cbor", "cloudwatch"),
     ("query", "cloudwatch"),
     ("query", "elbv2"),
+    ("json", "logs"),
+    ("json", "secretsmanager"),
+    ("json", "ssm"),
 ]
 
 

@@ -45,6 +45,7 @@ def _service(desired: int, status: str = "ACTIVE") -> Service:
     return Service(
         name="web", cluster="c", region="us-east-1", task_definition="arn:td/web:1",
         desired_count=desired, created_at=0.0, deployments=(), status=status,
+        deployment_id="d1", deployment_at=0.0,
     )  # fmt: skip
 
 
