@@ -40,6 +40,7 @@ from miniecs.console import Console
 from miniecs.console.web import router as console_router
 from miniecs.logs.awslogs import LogShipper
 from miniecs.logs.store import LogStore
+from miniecs.logs.tasklogs import TaskLogTail
 from miniecs.metrics.publish import Publisher
 from miniecs.metrics.sampler import Sampler
 from miniecs.metrics.store import MetricStore
@@ -242,6 +243,7 @@ class Engine:
             self.scaling_history,
             target_requests=self.alb.target_requests,
             on_change=self.store.on_change,
+            logs=TaskLogTail(self.store, self.logs),
         )
         """The web console at `/` (its views call the services above in-process)."""
         self._stop: asyncio.Event | None = None

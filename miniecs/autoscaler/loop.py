@@ -38,6 +38,7 @@ from miniecs.autoscaler.store import ScalingStore
 from miniecs.clock import Clock
 from miniecs.metrics.store import MetricStore
 from miniecs.model import DeploymentStatus, RolloutState, Service, TaskStatus, add_event
+from miniecs.quotas import TASKS_PER_SERVICE
 from miniecs.store import Store
 from miniecs.supervise import Guard
 
@@ -269,8 +270,9 @@ class AutoScaler:
 
     def _fulfil(self, activity: ScalingActivity, now: float) -> bool:
         """Write the activity's desired count to the service, then record the outcome."""
-        capacity = activity.capacity
-        assert capacity is not None
+        assert activity.capacity is not None
+        # ECS refuses a desired count beyond its tasks-per-service quota, whatever MaxCapacity.
+        capacity = min(activity.capacity, TASKS_PER_SERVICE)
         cluster, name = resource_parts(activity.resource_id)
         written: list[bool] = []
 

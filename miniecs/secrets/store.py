@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from miniecs.database import Database
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS secrets (
@@ -90,21 +91,13 @@ class Missing(LookupError):
 
 
 class SecretStore:
-    """Thread-safe; `path=None` keeps everything in memory."""
+    """On the shared `Database`; `path=None` keeps everything in memory."""
 
     def __init__(self, path: Path | str | None = None) -> None:
-        self._db = sqlite3.connect(
-            ":memory:" if path is None else str(path), check_same_thread=False
-        )
-        self._lock = threading.Lock()
-        with self._lock, self._db:
-            if path is not None:
-                self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.executescript(_SCHEMA)
+        self.db = Database(path, _SCHEMA)
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self.db.close()
 
     # secrets
 
@@ -119,24 +112,26 @@ class SecretStore:
         version: SecretVersion | None,
     ) -> None:
         """Raises Exists when the name is taken (also by a secret scheduled for deletion)."""
-        with self._lock, self._db:
+        with self.db.transaction() as sql:
             try:
-                self._db.execute(
+                sql.execute(
                     "INSERT INTO secrets VALUES (?, ?, ?, ?, ?, ?, NULL, NULL, NULL)",
                     (name, arn, description, kms_key, now, now),
                 )
             except sqlite3.IntegrityError:
                 raise Exists(name) from None
-            self._db.executemany(
+            sql.executemany(
                 "INSERT INTO secret_tags VALUES (?, ?, ?)", [(name, k, v) for k, v in tags.items()]
             )
             if version is not None:
-                self._put_version_locked(name, version, now)
+                self._put_version_locked(sql, name, version, now)
 
-    def _put_version_locked(self, name: str, version: SecretVersion, now: float) -> None:
+    def _put_version_locked(
+        self, sql: sqlite3.Connection, name: str, version: SecretVersion, now: float
+    ) -> None:
         """Add a version; labels it carries move to it from older versions, and the version
         losing AWSCURRENT gets AWSPREVIOUS."""
-        rows = self._db.execute(
+        rows = sql.execute(
             "SELECT version_id, stages FROM secret_versions WHERE name = ?", (name,)
         ).fetchall()
         for vid, stages_text in rows:
@@ -146,11 +141,11 @@ class SecretStore:
                 stages = [s for s in stages if s != PREVIOUS]
                 if had_current:
                     stages.append(PREVIOUS)
-            self._db.execute(
+            sql.execute(
                 "UPDATE secret_versions SET stages = ? WHERE name = ? AND version_id = ?",
                 (json.dumps(stages), name, vid),
             )
-        self._db.execute(
+        sql.execute(
             "INSERT INTO secret_versions VALUES (?, ?, ?, ?, ?, ?)",
             (
                 name,
@@ -162,31 +157,31 @@ class SecretStore:
             ),
         )
         # versions without a label are deprecated; keep at most 100 of them (AWS's quota)
-        self._db.execute(
+        sql.execute(
             """DELETE FROM secret_versions WHERE name = ? AND stages = '[]' AND version_id NOT IN
                (SELECT version_id FROM secret_versions WHERE name = ? AND stages = '[]'
                 ORDER BY created DESC LIMIT 100)""",
             (name, name),
         )
-        self._db.execute("UPDATE secrets SET changed = ? WHERE name = ?", (now, name))
+        sql.execute("UPDATE secrets SET changed = ? WHERE name = ?", (now, name))
 
     def put_version(self, name: str, version: SecretVersion, now: float) -> None:
         """Raises Missing for an unknown secret, Exists for a version id already used."""
-        with self._lock, self._db:
-            if self._db.execute("SELECT 1 FROM secrets WHERE name = ?", (name,)).fetchone() is None:
+        with self.db.transaction() as sql:
+            if sql.execute("SELECT 1 FROM secrets WHERE name = ?", (name,)).fetchone() is None:
                 raise Missing(name)
-            if self._db.execute(
+            if sql.execute(
                 "SELECT 1 FROM secret_versions WHERE name = ? AND version_id = ?",
                 (name, version.version_id),
             ).fetchone():
                 raise Exists(version.version_id)
-            self._put_version_locked(name, version, now)
+            self._put_version_locked(sql, name, version, now)
 
     def update_secret(
         self, name: str, now: float, description: str | None, kms_key: str | None
     ) -> None:
-        with self._lock, self._db:
-            cur = self._db.execute(
+        with self.db.transaction() as sql:
+            cur = sql.execute(
                 """UPDATE secrets SET description = coalesce(?, description),
                    kms_key = coalesce(?, kms_key), changed = ? WHERE name = ?""",
                 (description, kms_key, now, name),
@@ -196,29 +191,29 @@ class SecretStore:
 
     def secret(self, name_or_arn: str) -> Secret | None:
         """By name, full ARN, or ARN without the random suffix."""
-        with self._lock:
-            row = self._db.execute(
+        with self.db.transaction() as sql:
+            row = sql.execute(
                 "SELECT * FROM secrets WHERE name = ? OR arn = ?", (name_or_arn, name_or_arn)
             ).fetchone()
             if row is None and name_or_arn.startswith("arn:"):
-                row = self._db.execute(
+                row = sql.execute(
                     "SELECT * FROM secrets WHERE substr(arn, 1, length(arn) - 7) = ?",
                     (name_or_arn,),
                 ).fetchone()
             if row is None:
                 return None
-            return self._secret_locked(row)
+            return self._secret_locked(sql, row)
 
-    def _secret_locked(self, row: tuple[object, ...]) -> Secret:
+    def _secret_locked(self, sql: sqlite3.Connection, row: tuple[object, ...]) -> Secret:
         name = str(row[0])
         tags = dict(
-            self._db.execute(
+            sql.execute(
                 "SELECT key, value FROM secret_tags WHERE name = ? ORDER BY key", (name,)
             ).fetchall()
         )
         versions = tuple(
             SecretVersion(vid, tuple(json.loads(stages)), string, binary, created)
-            for vid, stages, string, binary, created in self._db.execute(
+            for vid, stages, string, binary, created in sql.execute(
                 """SELECT version_id, stages, string, binary, created FROM secret_versions
                    WHERE name = ? ORDER BY created DESC""",
                 (name,),
@@ -239,60 +234,60 @@ class SecretStore:
         )
 
     def secrets(self) -> list[Secret]:
-        with self._lock:
-            rows = self._db.execute("SELECT * FROM secrets ORDER BY created").fetchall()
-            return [self._secret_locked(r) for r in rows]
+        with self.db.transaction() as sql:
+            rows = sql.execute("SELECT * FROM secrets ORDER BY created").fetchall()
+            return [self._secret_locked(sql, r) for r in rows]
 
     def touch_secret(self, name: str, now: float) -> None:
         """Record an access (LastAccessedDate is a date: the day, as AWS keeps it)."""
-        with self._lock, self._db:
-            self._db.execute(
+        with self.db.transaction() as sql:
+            sql.execute(
                 "UPDATE secrets SET accessed = ? WHERE name = ?", (now // 86400 * 86400, name)
             )
 
     def schedule_deletion(self, name: str, now: float, delete_at: float | None) -> None:
         """Mark for deletion at `delete_at`, or delete now when it is None."""
-        with self._lock, self._db:
+        with self.db.transaction() as sql:
             if delete_at is None:
                 for table in ("secret_versions", "secret_tags", "secrets"):
-                    self._db.execute(f"DELETE FROM {table} WHERE name = ?", (name,))
+                    sql.execute(f"DELETE FROM {table} WHERE name = ?", (name,))
             else:
-                self._db.execute(
+                sql.execute(
                     "UPDATE secrets SET deleted = ?, delete_at = ? WHERE name = ?",
                     (now, delete_at, name),
                 )
 
     def restore(self, name: str) -> None:
-        with self._lock, self._db:
-            self._db.execute(
+        with self.db.transaction() as sql:
+            sql.execute(
                 "UPDATE secrets SET deleted = NULL, delete_at = NULL WHERE name = ?", (name,)
             )
 
     def purge(self, now: float) -> int:
         """Delete the secrets whose recovery window has passed."""
-        with self._lock, self._db:
+        with self.db.transaction() as sql:
             names = [
                 n
-                for (n,) in self._db.execute(
+                for (n,) in sql.execute(
                     "SELECT name FROM secrets WHERE delete_at IS NOT NULL AND delete_at <= ?",
                     (now,),
                 )
             ]
             for name in names:
                 for table in ("secret_versions", "secret_tags", "secrets"):
-                    self._db.execute(f"DELETE FROM {table} WHERE name = ?", (name,))
+                    sql.execute(f"DELETE FROM {table} WHERE name = ?", (name,))
         return len(names)
 
     def tag_secret(self, name: str, tags: dict[str, str]) -> None:
-        with self._lock, self._db:
-            self._db.executemany(
+        with self.db.transaction() as sql:
+            sql.executemany(
                 "INSERT OR REPLACE INTO secret_tags VALUES (?, ?, ?)",
                 [(name, k, v) for k, v in tags.items()],
             )
 
     def untag_secret(self, name: str, keys: Iterable[str]) -> None:
-        with self._lock, self._db:
-            self._db.executemany(
+        with self.db.transaction() as sql:
+            sql.executemany(
                 "DELETE FROM secret_tags WHERE name = ? AND key = ?", [(name, k) for k in keys]
             )
 
@@ -312,8 +307,8 @@ class SecretStore:
         key_id: str | None,
     ) -> int:
         """Store a new version; returns its number. Raises Exists unless `overwrite`."""
-        with self._lock, self._db:
-            row = self._db.execute(
+        with self.db.transaction() as sql:
+            row = sql.execute(
                 "SELECT version, description, allowed_pattern FROM parameters WHERE name = ?",
                 (name,),
             ).fetchone()
@@ -323,7 +318,7 @@ class SecretStore:
             if row is not None:
                 description = description if description is not None else row[1]
                 allowed_pattern = allowed_pattern if allowed_pattern is not None else row[2]
-            self._db.execute(
+            sql.execute(
                 "INSERT OR REPLACE INTO parameters VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     name,
@@ -338,21 +333,21 @@ class SecretStore:
                     key_id,
                 ),
             )
-            self._db.execute(
+            sql.execute(
                 "INSERT OR REPLACE INTO parameter_versions VALUES (?, ?, ?, ?, ?)",
                 (name, version, type_, value, now),
             )
             return version
 
     def parameter(self, name: str, version: int | None = None) -> Parameter | None:
-        with self._lock:
-            row = self._db.execute("SELECT * FROM parameters WHERE name = ?", (name,)).fetchone()
+        with self.db.transaction() as sql:
+            row = sql.execute("SELECT * FROM parameters WHERE name = ?", (name,)).fetchone()
             if row is None:
                 return None
             param = Parameter(*row)
             if version is None or version == param.version:
                 return param
-            old = self._db.execute(
+            old = sql.execute(
                 """SELECT type, value, modified FROM parameter_versions
                    WHERE name = ? AND version = ?""",
                 (name, version),
@@ -373,11 +368,11 @@ class SecretStore:
         )
 
     def parameters(self) -> list[Parameter]:
-        with self._lock:
-            rows = self._db.execute("SELECT * FROM parameters ORDER BY name").fetchall()
+        with self.db.transaction() as sql:
+            rows = sql.execute("SELECT * FROM parameters ORDER BY name").fetchall()
         return [Parameter(*r) for r in rows]
 
     def delete_parameter(self, name: str) -> bool:
-        with self._lock, self._db:
-            self._db.execute("DELETE FROM parameter_versions WHERE name = ?", (name,))
-            return self._db.execute("DELETE FROM parameters WHERE name = ?", (name,)).rowcount == 1
+        with self.db.transaction() as sql:
+            sql.execute("DELETE FROM parameter_versions WHERE name = ?", (name,))
+            return sql.execute("DELETE FROM parameters WHERE name = ?", (name,)).rowcount == 1

@@ -138,3 +138,42 @@ async def test_bad_actions_get_aws_errors_and_change_nothing(
         web({"clusters": before})[k] for k in ("desiredCount", "runningCount")
     ]
     assert after[0]["containerInsights"] == before[0]["containerInsights"]
+
+
+async def test_task_logs_are_the_awslogs_streams_of_its_containers(harness: Harness) -> None:
+    """The console's log panel reads what `aws logs get-log-events` would: the stream
+    `<prefix>/<container>/<task id>` of the group its awslogs configuration names."""
+    from miniecs.logs.store import LogStore
+    from miniecs.logs.tasklogs import TaskLogTail
+    from tests.component.test_tasks import FAMILY, NETWORK
+
+    h = harness
+    h.ecs.create_cluster({"clusterName": "c1"})
+    container = {
+        **FAMILY["containerDefinitions"][0],
+        "logConfiguration": {
+            "logDriver": "awslogs",
+            "options": {"awslogs-group": "/ecs/web", "awslogs-stream-prefix": "ecs"},
+        },
+    }
+    h.ecs.register_task_definition({**FAMILY, "containerDefinitions": [container]})
+    task = h.ecs.run_task(
+        {"cluster": "c1", "taskDefinition": "web", "networkConfiguration": NETWORK}
+    )
+    task_id = task["tasks"][0]["taskArn"].rsplit("/", 1)[1]
+    logs = LogStore(None)
+    stream = f"ecs/{container['name']}/{task_id}"
+    logs.create_group("/ecs/web", 0)
+    logs.create_stream("/ecs/web", stream, 0)
+    logs.create_stream("/ecs/web", "ecs/other/0000", 0)
+    logs.append("/ecs/web", stream, [(1000 + i, f"line {i}") for i in range(5)], 2000)
+    logs.append("/ecs/web", "ecs/other/0000", [(1500, "not this task")], 2000)
+    c = Console(
+        [JsonService("ecs", h.ecs)], h.clock, lambda: usage_view(h.store, [], 0.0),
+        lambda _: None, logs=TaskLogTail(h.store, logs),
+    )  # fmt: skip
+    assert (await c.view())["logs"] == {"available": True}
+    shown = c.task_logs("c1", task_id, limit=3)
+    assert [e["message"] for e in shown] == ["line 2", "line 3", "line 4"]
+    assert {e["logStreamName"] for e in shown} == {stream}
+    assert c.task_logs("other-cluster", task_id) == []
