@@ -33,9 +33,10 @@ from .routing import error_response, not_emulated, request_protocol, service_inf
 
 __all__ = ["LOOPBACK_NAMES", "MAX_BODY", "create_app"]
 
-MAX_BODY = 1024 * 1024
-"""Largest request body, in bytes: CloudWatch's PutMetricData limit (1 MB per HTTP POST, the
-largest of the emulated services'; an ECS task definition is at most 64 KiB). AWS answers more
+MAX_BODY = 2 * 1024 * 1024
+"""Largest request body, in bytes: twice CloudWatch's PutMetricData and CloudWatch Logs'
+PutLogEvents limits (1 MB of data), so a batch just over those limits, with its JSON framing,
+still reaches the service and gets that service's own error; AWS answers far larger bodies
 with 413 RequestEntityTooLarge."""
 BODY_SECONDS = 10.0
 """Time allowed to send a request body (a client that trickles it is cut off)."""

@@ -83,7 +83,7 @@ CASES: list[Case] = [
             ],
             "family": "sleep360",
         },
-        expect="RUNNING",
+        expect="REFUSED: Task definition does not support launch_type FARGATE.",
     ),
     Case(
         name="ecspresso-nginx-secrets",
@@ -431,7 +431,7 @@ CASES: list[Case] = [
                 {"name": "nginx", "image": BASE, "command": SLEEP, "essential": True}
             ],
         },
-        expect="RUNNING",
+        expect="REFUSED: Task definition does not support launch_type FARGATE.",
     ),
     Case(
         name="runtime-platform-arm64",

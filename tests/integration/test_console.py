@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from miniecs.demo import NETWORK_CONFIGURATION
 from tests import chromium
 from tests.conftest import Miniecs, free_port, remove_by_label, wait_for
 from tests.integration.test_tasks import WORKLOAD
@@ -73,6 +74,7 @@ def _service_behind_lb(m: Miniecs, desired: int) -> tuple[str, int]:
         serviceName=SERVICE,
         taskDefinition=WORKLOAD["family"],
         desiredCount=desired,
+        networkConfiguration=NETWORK_CONFIGURATION,
         loadBalancers=[
             {"targetGroupArn": tg["TargetGroupArn"], "containerName": "app", "containerPort": 8080}
         ],
@@ -299,7 +301,11 @@ def test_another_site_cannot_act(miniecs: Miniecs, browser: chromium.Browser) ->
     ecs.create_cluster(clusterName=CLUSTER)
     ecs.register_task_definition(**WORKLOAD)
     ecs.create_service(
-        cluster=CLUSTER, serviceName=SERVICE, taskDefinition=WORKLOAD["family"], desiredCount=0
+        cluster=CLUSTER,
+        serviceName=SERVICE,
+        taskDefinition=WORKLOAD["family"],
+        desiredCount=0,
+        networkConfiguration=NETWORK_CONFIGURATION,
     )
     url = f"{miniecs.endpoint}/console/actions/set-desired-count"
     body = json.dumps({"cluster": CLUSTER, "service": SERVICE, "desiredCount": 1})

@@ -38,6 +38,12 @@ def test_corpus_task_definition(miniecs: Miniecs, case: Case) -> None:
     registered = ecs.register_task_definition(**json.loads(json.dumps(case.document)))
     td = registered["taskDefinition"]
     assert td["revision"] == 1
+    if case.expect.startswith("REFUSED: "):
+        # An EC2 definition (bridge mode) is not Fargate-compatible: RunTask refuses it, as ECS.
+        with pytest.raises(ecs.exceptions.InvalidParameterException) as refused:
+            ecs.run_task(cluster="corpus", taskDefinition=td["taskDefinitionArn"])
+        assert case.expect.removeprefix("REFUSED: ") in str(refused.value)
+        return
     arn = ecs.run_task(
         cluster="corpus",
         taskDefinition=td["taskDefinitionArn"],

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from miniecs.demo import NETWORK_CONFIGURATION
 from tests.conftest import Miniecs, docker_client, wait_for
 
 pytestmark = pytest.mark.integration
@@ -85,7 +86,9 @@ def test_awslogs_and_secrets_reach_the_task(miniecs: Miniecs) -> None:
             ],
         )
     )
-    arn = ecs.run_task(cluster="lg", taskDefinition="printer")["tasks"][0]["taskArn"]
+    arn = ecs.run_task(
+        cluster="lg", taskDefinition="printer", networkConfiguration=NETWORK_CONFIGURATION
+    )["tasks"][0]["taskArn"]
     task_id = arn.rsplit("/", 1)[1]
     stream = f"ecs/app/{task_id}"
     lines = wait_for(
@@ -126,7 +129,9 @@ def test_missing_group_and_missing_secret_stop_the_task_with_ecs_wording(
     ecs = miniecs.client()
     ecs.create_cluster(clusterName="bad")
     ecs.register_task_definition(**task_definition("nogroup", "/ecs/absent"))
-    arn = ecs.run_task(cluster="bad", taskDefinition="nogroup")["tasks"][0]["taskArn"]
+    arn = ecs.run_task(
+        cluster="bad", taskDefinition="nogroup", networkConfiguration=NETWORK_CONFIGURATION
+    )["tasks"][0]["taskArn"]
     task = wait_for(lambda: stopped(ecs, "bad", arn), timeout=30)
     assert task["stopCode"] == "TaskFailedToStart"
     assert task["stoppedReason"] == (
@@ -147,7 +152,9 @@ def test_missing_group_and_missing_secret_stop_the_task_with_ecs_wording(
             ],
         )
     )
-    arn = ecs.run_task(cluster="bad", taskDefinition="nosecret")["tasks"][0]["taskArn"]
+    arn = ecs.run_task(
+        cluster="bad", taskDefinition="nosecret", networkConfiguration=NETWORK_CONFIGURATION
+    )["tasks"][0]["taskArn"]
     task = wait_for(lambda: stopped(ecs, "bad", arn), timeout=30)
     assert task["stoppedReason"].startswith(
         "ResourceInitializationError: unable to pull secrets or registry auth: execution "
@@ -161,7 +168,9 @@ def test_missing_group_and_missing_secret_stop_the_task_with_ecs_wording(
             "noparam", "/ecs/x", secrets=[{"name": "P", "valueFrom": "/missing/param"}]
         )
     )
-    arn = ecs.run_task(cluster="bad", taskDefinition="noparam")["tasks"][0]["taskArn"]
+    arn = ecs.run_task(
+        cluster="bad", taskDefinition="noparam", networkConfiguration=NETWORK_CONFIGURATION
+    )["tasks"][0]["taskArn"]
     task = wait_for(lambda: stopped(ecs, "bad", arn), timeout=30)
     assert task["stoppedReason"] == (
         "ResourceInitializationError: unable to pull secrets or registry auth: execution "
@@ -202,7 +211,9 @@ def test_ten_thousand_lines_a_second_survive_a_sigkill_of_miniecs(
     td = task_definition("burst", "/ecs/burst", create=True)
     td["containerDefinitions"][0]["command"] = ["python3", "-c", BURST, "40000", "10000"]
     ecs.register_task_definition(**td)
-    arn = ecs.run_task(cluster="burst", taskDefinition="burst")["tasks"][0]["taskArn"]
+    arn = ecs.run_task(
+        cluster="burst", taskDefinition="burst", networkConfiguration=NETWORK_CONFIGURATION
+    )["tasks"][0]["taskArn"]
     stream = f"ecs/app/{arn.rsplit('/', 1)[1]}"
 
     def count() -> int:
@@ -292,6 +303,7 @@ def test_done_means_through_the_aws_cli(miniecs: Miniecs, tmp_path: Any) -> None
     aws(
         "ecs", "create-service", "--cluster", "cli", "--service-name", "svc",
         "--task-definition", "svc", "--desired-count", "1",
+        "--network-configuration", "awsvpcConfiguration={subnets=[subnet-0123456789abcdef0]}",
     )  # fmt: skip
 
     def logged() -> list[str]:

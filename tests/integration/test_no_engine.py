@@ -41,7 +41,11 @@ def test_without_an_engine_tasks_stop_at_once_with_the_reason(tmp_path: Path) ->
             memory="512", containerDefinitions=[app],
         )  # fmt: skip
         asked = time.monotonic()
-        arn = ecs.run_task(cluster="c", taskDefinition="web")["tasks"][0]["taskArn"]
+        arn = ecs.run_task(
+            cluster="c",
+            taskDefinition="web",
+            networkConfiguration={"awsvpcConfiguration": {"subnets": ["subnet-0123456789abcdef0"]}},
+        )["tasks"][0]["taskArn"]
 
         def stopped() -> dict[str, str] | None:
             task = ecs.describe_tasks(cluster="c", tasks=[arn])["tasks"][0]

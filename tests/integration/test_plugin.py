@@ -21,6 +21,7 @@ pytestmark = pytest.mark.integration
 
 USER_TEST = """\
 import collections, json, socket, time, urllib.request
+NET = {"awsvpcConfiguration": {"subnets": ["subnet-0123456789abcdef0"]}}
 
 def test_spread(miniecs):
     print("INSTANCE", miniecs.instance, flush=True)
@@ -31,7 +32,7 @@ def test_spread(miniecs):
     lb = elb.create_load_balancer(Name="web")["LoadBalancers"][0]
     with socket.socket() as s: s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]
     elb.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP", Port=port, DefaultActions=[{"Type": "forward", "TargetGroupArn": tg}])
-    ecs.create_service(cluster="ci", serviceName="web", taskDefinition="web", desiredCount=2, loadBalancers=[{"targetGroupArn": tg, "containerName": "app", "containerPort": 8080}])
+    ecs.create_service(cluster="ci", serviceName="web", taskDefinition="web", desiredCount=2, networkConfiguration=NET, loadBalancers=[{"targetGroupArn": tg, "containerName": "app", "containerPort": 8080}])
     for _ in range(240):
         if [h["TargetHealth"]["State"] for h in elb.describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"]] == ["healthy"] * 2: break
         time.sleep(0.5)
@@ -41,13 +42,14 @@ def test_spread(miniecs):
 
 FAILING = """\
 import time
+NET = {"awsvpcConfiguration": {"subnets": ["subnet-0123456789abcdef0"]}}
 
 def test_fails(miniecs):
     print("INSTANCE", miniecs.instance, flush=True)
     ecs = miniecs.client("ecs")
     miniecs.cluster("ci")
     ecs.register_task_definition(family="web", requiresCompatibilities=["FARGATE"], networkMode="awsvpc", cpu="256", memory="512", containerDefinitions=[{"name": "app", "image": "miniecs/workload:latest"}])
-    task = ecs.run_task(cluster="ci", taskDefinition="web")["tasks"][0]["taskArn"]
+    task = ecs.run_task(cluster="ci", taskDefinition="web", networkConfiguration=NET)["tasks"][0]["taskArn"]
     ecs.get_waiter("tasks_running").wait(cluster="ci", tasks=[task], WaiterConfig={"Delay": 1})
     print("RUNNING", flush=True)
     time.sleep(float(__import__("os").environ.get("HOLD", "0")))

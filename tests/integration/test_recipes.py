@@ -216,7 +216,11 @@ def test_bridge_mode_drives_the_nested_engine_over_tcp(dind: Dind, tmp_path: Pat
             containerDefinitions=[{"name": "app", "image": images.WORKLOAD_IMAGE,
                                    "portMappings": [{"containerPort": 8080}]}],
         )  # fmt: skip
-        task = ecs.run_task(cluster="bridge", taskDefinition="bridge")["tasks"][0]["taskArn"]
+        task = ecs.run_task(
+            cluster="bridge",
+            taskDefinition="bridge",
+            networkConfiguration={"awsvpcConfiguration": {"subnets": ["subnet-0123456789abcdef0"]}},
+        )["tasks"][0]["taskArn"]
         ecs.get_waiter("tasks_running").wait(
             cluster="bridge", tasks=[task], WaiterConfig={"Delay": 1, "MaxAttempts": 120}
         )
