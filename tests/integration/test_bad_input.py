@@ -207,7 +207,7 @@ def test_too_deep_and_too_large_bodies_get_aws_errors(miniecs: Miniecs) -> None:
     }
     deep = sigv4.post(miniecs.endpoint, b"[" * 200_000 + b"]" * 200_000, target, timeout=5)
     assert deep.status_code == 400 and deep.json()["__type"] == "SerializationException"
-    large = sigv4.post(miniecs.endpoint, b"[" * 600_000 + b"]" * 600_000, target, timeout=5)
+    large = sigv4.post(miniecs.endpoint, b"[" * 1_100_000 + b"]" * 1_100_000, target, timeout=5)
     assert large.status_code == 413 and large.json()["__type"] == "RequestEntityTooLarge"
     nested = b'{"clusters": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
     deep = sigv4.post(miniecs.endpoint, nested, target, timeout=5)
