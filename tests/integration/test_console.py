@@ -356,7 +356,8 @@ def test_another_site_cannot_act(miniecs: Miniecs, browser: chromium.Browser) ->
         content=json.dumps({"cluster": CLUSTER, "service": SERVICE, "desiredCount": "x"}),
         headers=ok,
     )
-    assert bad.status_code == 400 and bad.json()["__type"] == "InvalidParameterException"
+    # a string where ECS wants an integer: the type error ECS answers
+    assert bad.status_code == 400 and bad.json()["__type"] == "SerializationException"
     missing = httpx.post(
         url,
         content=json.dumps({"cluster": CLUSTER, "service": "nope", "desiredCount": 1}),

@@ -66,7 +66,12 @@ def stopped(ecs: Any, cluster: str, arn: str) -> dict[str, Any] | None:
 
 
 def messages(logs: Any, group: str, **kwargs: Any) -> list[str]:
-    return [e["message"] for e in logs.filter_log_events(logGroupName=group, **kwargs)["events"]]
+    """The group's messages; none while the task has not created its group yet."""
+    try:
+        events = logs.filter_log_events(logGroupName=group, **kwargs)["events"]
+    except logs.exceptions.ResourceNotFoundException:
+        return []
+    return [e["message"] for e in events]
 
 
 def test_awslogs_and_secrets_reach_the_task(miniecs: Miniecs) -> None:
